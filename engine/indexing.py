@@ -1,0 +1,328 @@
+"""Bring the store and the vector index in line with files on disk.
+
+Work is incremental at three levels: a file whose size and mtime match is not
+opened; a file whose content hash matches is not parsed; within a changed file
+only chunks whose content hash is new are embedded (as Khoj's server does), and
+the rest keep their ids and vectors.
+
+Write order keeps crashes harmless: the SQLite transaction commits first, then
+the vector index is updated in memory and saved now and then. After a crash the
+saved index may lack vectors of committed chunks (re-embedded from their stored
+text by :meth:`Indexer.repair`) or hold keys of deleted chunks (removed); ids are
+never reused, so it can never hold a wrong vector for a live id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.chunk_store import ChunkStore, FileRecord, FolderRecord, NewChunk
+from engine.chunking import Chunk, split_document
+from engine.config import EngineConfig
+from engine.embedding import Embedder
+from engine.errors import ParseError
+from engine.parsing import parse_bytes
+from engine.progress import Progress
+from engine.scanning import IgnoreRules, ScannedFile, scan_folder
+from engine.vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexStats:
+    """What one round of indexing did; benchmarks and tests read it."""
+
+    files_seen: int = 0
+    files_skipped_unchanged: int = 0
+    files_indexed: int = 0
+    files_failed: int = 0
+    files_deleted: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_deleted: int = 0
+
+    def add(self, other: IndexStats) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Prepared:
+    """A parsed, chunked file waiting for its new chunks' vectors."""
+
+    folder_id: int
+    scanned: ScannedFile
+    content_hash: str
+    kind: str
+    chunks: list[NewChunk]
+    to_embed: list[int]  # positions in chunks that need a vector
+    embed_texts: list[str]
+
+
+class Cancelled(Exception):
+    """Raised inside long work when its cancel flag is set."""
+
+
+class Indexer:
+    """Does the engine's writes; called only from the engine's worker thread."""
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        index: VectorIndex,
+        embedder: Callable[[], Embedder],
+        config: EngineConfig,
+        *,
+        on_index_changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self._embedder = embedder
+        self.config = config
+        self._on_index_changed = on_index_changed
+        self.totals = IndexStats()
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder()
+
+    # -- folders ---------------------------------------------------------------------------
+    def sync_folder(
+        self, folder: FolderRecord, progress: Progress, cancel: threading.Event
+    ) -> IndexStats:
+        """Index new and changed files of a folder and forget the ones gone from disk."""
+        stats = IndexStats()
+        rules = IgnoreRules(folder.path, self.config.ignore_patterns)
+        progress.begin(f"Scanning {folder.path}")
+        report = scan_folder(folder.path, rules)
+        for path, reason in report.problems:
+            self.store.record_error(path, folder.id, reason)
+        known = self.store.files_in_folder(folder.id)
+        on_disk = {f.path: f for f in report.files}
+        for path in sorted(set(known) - set(on_disk)):
+            self._delete(path, stats)
+        changed = [
+            f
+            for f in report.files
+            if (rec := known.get(f.path)) is None
+            or (rec.size, rec.mtime_ns) != (f.size, f.mtime_ns)
+        ]
+        stats.files_seen = len(report.files)
+        stats.files_skipped_unchanged = len(report.files) - len(changed)
+        progress.begin(f"Indexing {folder.path}", total=len(changed))
+        self.index_files(folder.id, changed, progress, cancel, stats)
+        self.store.mark_folder_synced(folder.id)
+        self.totals.add(stats)
+        return stats
+
+    def remove_folder(self, folder: FolderRecord) -> int:
+        """Forget a folder and everything indexed from it; returns chunks removed."""
+        ids = self.store.remove_folder(folder.id)
+        self._remove_vectors(ids)
+        return len(ids)
+
+    # -- files -----------------------------------------------------------------------------
+    def index_files(
+        self,
+        folder_id: int,
+        files: Sequence[ScannedFile],
+        progress: Progress,
+        cancel: threading.Event,
+        stats: IndexStats,
+    ) -> None:
+        """Parse, chunk and embed files, batching embeddings across files for throughput."""
+        batch: list[_Prepared] = []
+        pending = 0
+        for scanned in files:
+            if cancel.is_set():
+                raise Cancelled
+            progress.set_current(str(scanned.path))
+            prepared = self._prepare(folder_id, scanned, stats)
+            if prepared is None:
+                progress.advance(1, str(scanned.path))
+                continue
+            batch.append(prepared)
+            pending += len(prepared.embed_texts)
+            if pending >= self.config.embed_batch_size * 4:
+                self._flush(batch, stats, progress)
+                batch, pending = [], 0
+        self._flush(batch, stats, progress)
+
+    def index_path(self, folder_id: int, path: Path, stats: IndexStats) -> None:
+        """(Re)index one file right now, or forget it if it is gone."""
+        try:
+            st = path.stat()
+        except OSError:
+            self._delete(path, stats)
+            return
+        scanned = ScannedFile(path, st.st_size, st.st_mtime_ns)
+        prepared = self._prepare(folder_id, scanned, stats)
+        if prepared is not None:
+            self._flush([prepared], stats, Progress())
+
+    def delete_path(self, path: Path, stats: IndexStats) -> None:
+        self._delete(path, stats)
+
+    def _prepare(self, folder_id: int, scanned: ScannedFile, stats: IndexStats) -> _Prepared | None:
+        path = scanned.path
+        if scanned.size > self.config.max_file_bytes:
+            self._fail(
+                path,
+                folder_id,
+                f"file is larger than {self.config.max_file_bytes // 2**20} MB",
+                stats,
+            )
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self._fail(path, folder_id, f"cannot read: {exc.strerror or exc}", stats)
+            return None
+        content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+        record = self.store.get_file(path)
+        if record is not None and record.content_hash == content_hash:
+            self.store.touch_file(record.id, size=scanned.size, mtime_ns=scanned.mtime_ns)
+            self.store.clear_error(path)
+            stats.files_skipped_unchanged += 1
+            return None
+        try:
+            document = parse_bytes(path, data)
+        except ParseError as exc:
+            self._fail(path, folder_id, exc.reason, stats)
+            return None
+        cfg = self.config
+        chunks = split_document(
+            document,
+            self.embedder.tokenizer,
+            max_tokens=cfg.max_chunk_tokens,
+            min_tokens=cfg.min_chunk_tokens,
+            overlap_tokens=cfg.overlap_tokens,
+            token_limit=self.embedder.max_tokens,
+        )
+        return self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
+
+    def _plan(
+        self,
+        folder_id: int,
+        scanned: ScannedFile,
+        content_hash: str,
+        kind: str,
+        chunks: list[Chunk],
+        record: FileRecord | None,
+    ) -> _Prepared:
+        """Match new chunks to stored ones by content hash; only the rest get embedded."""
+        reusable: dict[str, list[int]] = {}
+        if record is not None:
+            for chunk_id, h in self.store.chunk_hashes(record.id):
+                reusable.setdefault(h, []).append(chunk_id)
+        planned: list[NewChunk] = []
+        to_embed: list[int] = []
+        for ord_, c in enumerate(chunks):
+            ids = reusable.get(c.content_hash)
+            reuse = ids.pop(0) if ids else None
+            if reuse is None:
+                to_embed.append(ord_)
+            planned.append(
+                NewChunk(
+                    id=reuse,
+                    ord=ord_,
+                    start=c.start,
+                    end=c.end,
+                    page=c.page,
+                    heading_path=c.heading_path,
+                    embed_prefix=c.embed_text[: len(c.embed_text) - len(c.text)],
+                    text=c.text,
+                    content_hash=c.content_hash,
+                )
+            )
+        return _Prepared(
+            folder_id,
+            scanned,
+            content_hash,
+            kind,
+            planned,
+            to_embed,
+            [chunks[i].embed_text for i in to_embed],
+        )
+
+    def _flush(self, batch: list[_Prepared], stats: IndexStats, progress: Progress) -> None:
+        if not batch:
+            return
+        texts = [t for p in batch for t in p.embed_texts]
+        vectors = self.embedder.embed(texts, batch_size=self.config.embed_batch_size)
+        offset = 0
+        for p in batch:
+            n = len(p.embed_texts)
+            inserted, removed = self.store.write_file(
+                folder_id=p.folder_id,
+                path=p.scanned.path,
+                size=p.scanned.size,
+                mtime_ns=p.scanned.mtime_ns,
+                content_hash=p.content_hash,
+                kind=p.kind,
+                chunks=p.chunks,
+            )
+            if inserted:
+                self.index.add(np.asarray(inserted, dtype=np.uint64), vectors[offset : offset + n])
+            self._remove_vectors(removed)
+            offset += n
+            stats.files_indexed += 1
+            stats.chunks_embedded += n
+            stats.chunks_reused += len(p.chunks) - n
+            stats.chunks_deleted += len(removed)
+            progress.advance(1, str(p.scanned.path))
+        self._on_index_changed()
+
+    def _delete(self, path: Path, stats: IndexStats) -> None:
+        ids = self.store.delete_file(path)
+        self._remove_vectors(ids)
+        stats.files_deleted += 1
+        stats.chunks_deleted += len(ids)
+
+    def _remove_vectors(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.index.remove(np.asarray(ids, dtype=np.uint64))
+            self._on_index_changed()
+
+    def _fail(self, path: Path, folder_id: int, reason: str, stats: IndexStats) -> None:
+        log.info("skipped %s: %s", path, reason)
+        self.store.record_error(path, folder_id, reason)
+        stats.files_failed += 1
+
+    # -- crash repair ----------------------------------------------------------------------
+    def repair(self, progress: Progress, cancel: threading.Event) -> tuple[int, int]:
+        """Make the vector index hold exactly the store's chunks.
+
+        Returns:
+            (vectors re-embedded from stored text, stale keys removed).
+        """
+        stored = np.asarray(self.store.chunk_ids(), dtype=np.uint64)
+        in_index = self.index.keys()
+        stale = np.setdiff1d(in_index, stored, assume_unique=True)
+        missing = np.setdiff1d(stored, in_index, assume_unique=True)
+        if len(stale):
+            self.index.remove(stale)
+        if len(missing):
+            progress.begin("Repairing the vector index", total=len(missing))
+            step = self.config.embed_batch_size * 4
+            for i in range(0, len(missing), step):
+                if cancel.is_set():
+                    raise Cancelled
+                part = [int(k) for k in missing[i : i + step]]
+                records = self.store.get_chunks(part)
+                keys = [k for k in part if k in records]
+                texts = [records[k].embed_prefix + records[k].text for k in keys]
+                self.index.add(np.asarray(keys, dtype=np.uint64), self.embedder.embed(texts))
+                progress.advance(len(part))
+        if len(stale) or len(missing):
+            log.warning("repaired vector index: %d re-embedded, %d stale", len(missing), len(stale))
+            self._on_index_changed()
+        return len(missing), len(stale)

@@ -1,0 +1,169 @@
+"""Hybrid retrieval: dense (vector index) and BM25 (FTS5) fused by reciprocal rank.
+
+Dense search finds paraphrases; BM25 finds rare names and numbers the small
+embedder blurs. Reciprocal rank fusion (Cormack et al., 2009) needs no score
+calibration between the two, which matters because cosine and BM25 scales
+drift with every library. Overlapping chunks of one file and exact duplicates
+across files collapse into one hit, so the results are ten different passages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+
+from engine.chunk_store import ChunkRecord, ChunkStore
+from engine.embedding import Embedder
+from engine.vector_index import VectorIndex
+
+
+class SearchMode(str, Enum):
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    BM25 = "bm25"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One passage found by :meth:`engine.Engine.search`.
+
+    ``start``/``end`` are character offsets into the document's extracted text
+    (for .txt/.md: into the decoded file), so ``text == extracted[start:end]``.
+    """
+
+    path: Path
+    start: int
+    end: int
+    text: str
+    score: float  # fused rank score: higher is better, comparable within one search
+    chunk_id: int
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+    similarity: float | None = None  # cosine of query and passage, when dense search saw it
+    bm25: float | None = None  # BM25 score, when keyword search saw it
+    chunk_ids: tuple[int, ...] = ()  # every chunk merged into this hit
+    also_in: tuple[Path, ...] = field(default=())  # other files holding the same passage
+
+
+def fuse_ranks(
+    rankings: Sequence[Sequence[int]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(d) = sum over rankings of w / (k + rank(d)).
+
+    >>> fuse_ranks([[1, 2, 3], [3, 1]], k=1)
+    [(1, 1.0), (3, 0.75), (2, 0.333...)]
+    """
+    weights = weights or [1.0] * len(rankings)
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def search(
+    query: str,
+    *,
+    store: ChunkStore,
+    index: VectorIndex,
+    embedder: Embedder,
+    limit: int = 10,
+    mode: SearchMode = SearchMode.HYBRID,
+    candidates: int = 50,
+    rrf_k: int = 60,
+) -> list[Hit]:
+    """Find the passages that best answer ``query``.
+
+    Args:
+        query: Free text.
+        store: Chunk store (texts, offsets, BM25).
+        index: Vector index over the same chunk ids.
+        embedder: Embeds the query into the index's space.
+        limit: Most hits returned, after merging.
+        mode: Hybrid, dense only or BM25 only.
+        candidates: Hits fetched from each retriever before fusion.
+        rrf_k: Fusion constant; larger flattens the rank weights.
+
+    Returns:
+        Hits best first; empty for an empty query or an empty index.
+    """
+    if not query.strip() or limit <= 0:
+        return []
+    depth = max(candidates, limit * 3)
+    similarity: dict[int, float] = {}
+    bm25: dict[int, float] = {}
+    rankings: list[list[int]] = []
+    if mode in (SearchMode.HYBRID, SearchMode.DENSE):
+        keys, sims = index.search(embedder.embed_query(query), depth)
+        similarity = {int(k): float(s) for k, s in zip(keys, sims, strict=True)}
+        rankings.append(list(similarity))
+    if mode in (SearchMode.HYBRID, SearchMode.BM25):
+        bm25 = dict(store.bm25_search(query, depth))
+        rankings.append(list(bm25))
+    fused = fuse_ranks(rankings, k=rrf_k)
+    records = store.get_chunks(key for key, _ in fused[:depth])
+    # Keys the vector index still holds for chunks deleted a moment ago have no record.
+    ranked = [(records[key], score) for key, score in fused if key in records]
+    hits = _merge(ranked, similarity, bm25)
+    return hits[:limit]
+
+
+def _merge(
+    ranked: list[tuple[ChunkRecord, float]], similarity: dict[int, float], bm25: dict[int, float]
+) -> list[Hit]:
+    """Collapse overlapping chunks of a file and identical passages across files."""
+    hits: list[Hit] = []
+    by_text: dict[str, int] = {}
+    for record, score in ranked:
+        twin = by_text.get(record.content_hash)
+        if twin is not None:
+            first = hits[twin]
+            if record.path != first.path and record.path not in first.also_in:
+                hits[twin] = _replace(first, also_in=(*first.also_in, record.path))
+            continue
+        overlap = next(
+            (
+                i
+                for i, h in enumerate(hits)
+                if h.path == record.path and record.start < h.end and h.start < record.end
+            ),
+            None,
+        )
+        if overlap is not None:
+            hits[overlap] = _widen(hits[overlap], record)
+            continue
+        by_text[record.content_hash] = len(hits)
+        hits.append(
+            Hit(
+                path=record.path,
+                start=record.start,
+                end=record.end,
+                text=record.text,
+                score=score,
+                chunk_id=record.id,
+                page=record.page,
+                heading_path=record.heading_path,
+                similarity=similarity.get(record.id),
+                bm25=bm25.get(record.id),
+                chunk_ids=(record.id,),
+            )
+        )
+    return hits
+
+
+def _widen(hit: Hit, record: ChunkRecord) -> Hit:
+    """Extend a hit over an overlapping, lower-ranked chunk of the same file."""
+    start, end = min(hit.start, record.start), max(hit.end, record.end)
+    if record.start < hit.start:
+        text = record.text[: hit.start - record.start] + hit.text
+    else:
+        text = hit.text
+    if record.end > hit.end:
+        text = text + record.text[len(record.text) - (record.end - hit.end) :]
+    return _replace(hit, start=start, end=end, text=text, chunk_ids=(*hit.chunk_ids, record.id))
+
+
+def _replace(hit: Hit, **changes: object) -> Hit:
+    return replace(hit, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,148 @@
+"""Which files of a folder Kenning reads: a recursive walk with ignore rules.
+
+Defaults skip what no one wants cited (VCS folders, dependency trees, caches,
+hidden and editor temp files); a ``.kenningignore`` file in a folder adds
+gitignore-style patterns, matched by ``pathspec`` exactly as git would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+IGNORE_FILE = ".kenningignore"
+
+DEFAULT_IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".idea",
+        ".vscode",
+        "site-packages",
+        ".cache",
+        ".Trash",
+    }
+)
+# Editors' save droppings: written and renamed away within a second.
+_TEMP_SUFFIXES = (".swp", ".swo", ".swx", ".tmp", ".temp", ".bak", ".part", ".crdownload", "~")
+_TEMP_PREFIXES = ("~$", ".~lock", ".#", "#")
+_TEMP_NAMES = frozenset({"4913", ".DS_Store", "Thumbs.db", "desktop.ini", IGNORE_FILE})
+
+
+def is_temp_name(name: str) -> bool:
+    """True for names that editors and office suites use for transient files."""
+    return (
+        name in _TEMP_NAMES
+        or name.startswith(_TEMP_PREFIXES)
+        or name.endswith(_TEMP_SUFFIXES)
+        or name.startswith(".")
+    )
+
+
+@dataclass
+class IgnoreRules:
+    """Decides whether a path under ``root`` is skipped."""
+
+    root: Path
+    extra_patterns: Sequence[str] = ()
+    _spec: pathspec.PathSpec[Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read ``.kenningignore`` (after it changed on disk)."""
+        lines = list(self.extra_patterns)
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            lines += (self.root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+        self._spec = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+
+    def ignores(self, path: Path, *, is_dir: bool = False) -> bool:
+        """True if ``path`` (inside root) or any of its parents is ignored."""
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return True
+        parts = rel.parts
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if (not last or is_dir) and (part in DEFAULT_IGNORED_DIRS or part.startswith(".")):
+                return True
+        if parts and not is_dir and is_temp_name(parts[-1]):
+            return True
+        rel_s = rel.as_posix() + ("/" if is_dir else "")
+        return bool(self._spec.match_file(rel_s))
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ScanReport:
+    """Files found, plus the directories that could not be read and why."""
+
+    files: list[ScannedFile] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def scan_folder(root: Path, rules: IgnoreRules) -> ScanReport:
+    """List the indexable files under ``root``: stat only, no content is read.
+
+    Symlinked directories are not followed (no loops); symlinked files are read
+    through their link. Unreadable directories are reported, not fatal.
+    """
+    report = ScanReport()
+    for path, st in _walk(root, rules, report):
+        report.files.append(ScannedFile(path, st.st_size, st.st_mtime_ns))
+    return report
+
+
+def _walk(
+    root: Path, rules: IgnoreRules, report: ScanReport
+) -> Iterator[tuple[Path, os.stat_result]]:
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except PermissionError:
+            report.problems.append((directory, "permission denied"))
+            continue
+        except OSError as exc:
+            report.problems.append((directory, exc.strerror or str(exc)))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not rules.ignores(path, is_dir=True):
+                        stack.append(path)
+                    continue
+                if rules.ignores(path):
+                    continue
+                st = entry.stat(follow_symlinks=True)
+            except OSError as exc:
+                report.problems.append((path, exc.strerror or str(exc)))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield path, st

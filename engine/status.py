@@ -1,0 +1,31 @@
+"""What :meth:`engine.Engine.status` reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.chunk_store import FileError
+from engine.progress import ProgressSnapshot
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    path: Path
+    files: int
+    chunks: int
+    synced_at: float | None  # last completed sync (epoch seconds); None before the first
+    state: str  # "indexing", "ready", "missing" (folder gone from disk), "queued"
+    errors: tuple[FileError, ...]
+
+
+@dataclass(frozen=True)
+class Status:
+    folders: tuple[FolderStatus, ...]
+    files: int
+    chunks: int
+    vectors: int  # keys in the vector index; equals chunks once repair is done
+    queued: int  # jobs waiting behind the running one
+    busy: bool  # a job is running
+    progress: ProgressSnapshot | None
+    errors: tuple[FileError, ...]  # every file skipped, with its reason

@@ -1,0 +1,198 @@
+"""Vector indexes: integer keys and unit vectors, nothing a person reads.
+
+:class:`USearchIndex` is the real one (HNSW, cosine). :class:`ExactIndex` is a
+brute-force NumPy twin with the same contract, used to check the approximate
+index and wherever a just-added key must be found for certain.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Keys = npt.NDArray[np.uint64]
+Vectors = npt.NDArray[np.float32]
+
+
+class VectorIndex(Protocol):
+    """What the engine needs from a vector index."""
+
+    dim: int
+
+    def add(self, keys: Keys, vectors: Vectors) -> None:
+        """Insert vectors under new keys (a key already present is replaced)."""
+
+    def remove(self, keys: Keys) -> None:
+        """Delete keys; unknown keys are ignored."""
+
+    def search(self, query: Vectors, limit: int) -> tuple[Keys, npt.NDArray[np.float32]]:
+        """Nearest keys to a (dim,) query with cosine similarities, best first."""
+
+    def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
+        """Membership of each key."""
+
+    def keys(self) -> Keys:
+        """Every key in the index."""
+
+    def __len__(self) -> int: ...
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a crash leaves the old file or the new one, never half."""
+
+
+class USearchIndex:
+    """HNSW cosine index backed by USearch; thread-safe for one writer and many readers."""
+
+    def __init__(self, dim: int, *, connectivity: int = 16, expansion_search: int = 64) -> None:
+        from usearch.index import Index
+
+        self.dim = dim
+        self._index = Index(
+            ndim=dim,
+            metric="cos",
+            dtype="f32",
+            connectivity=connectivity,
+            expansion_search=expansion_search,
+        )
+        self._lock = threading.RLock()
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> USearchIndex:
+        """Open a saved index; raises ValueError if it is unreadable or of another size."""
+        index = cls(dim)
+        try:
+            index._index.load(str(path))
+        except Exception as exc:  # USearch raises RuntimeError/ValueError for bad files
+            raise ValueError(f"unreadable vector index {path}: {exc}") from exc
+        if index._index.ndim != dim:
+            raise ValueError(f"vector index {path} has {index._index.ndim} dims, expected {dim}")
+        return index
+
+    def add(self, keys: Keys, vectors: Vectors) -> None:
+        if len(keys) == 0:
+            return
+        keys = np.asarray(keys, dtype=np.uint64)
+        with self._lock:
+            present = keys[self._contains(keys)]
+            if len(present):
+                self._index.remove(present)
+            self._index.add(keys, np.asarray(vectors, dtype=np.float32), threads=1)
+
+    def remove(self, keys: Keys) -> None:
+        keys = np.asarray(keys, dtype=np.uint64)
+        with self._lock:
+            present = keys[self._contains(keys)] if len(keys) else keys
+            if len(present):
+                self._index.remove(present)
+
+    def search(self, query: Vectors, limit: int) -> tuple[Keys, npt.NDArray[np.float32]]:
+        with self._lock:
+            if len(self._index) == 0 or limit <= 0:
+                return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+            matches = self._index.search(np.asarray(query, dtype=np.float32), limit, threads=1)
+        keys = np.asarray(matches.keys, dtype=np.uint64)
+        scores = 1.0 - np.asarray(matches.distances, dtype=np.float32)
+        return keys, scores.astype(np.float32)
+
+    def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
+        with self._lock:
+            return self._contains(np.asarray(keys, dtype=np.uint64))
+
+    def _contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
+        if len(keys) == 0 or len(self._index) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        return np.asarray(self._index.contains(keys), dtype=bool).reshape(len(keys))
+
+    def keys(self) -> Keys:
+        with self._lock:
+            return np.asarray(self._index.keys, dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        with self._lock:
+            self._index.save(str(tmp))
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+
+
+class ExactIndex:
+    """Brute-force cosine search over a NumPy matrix: slow at scale, never misses."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._keys = np.zeros(0, dtype=np.uint64)
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> ExactIndex:
+        index = cls(dim)
+        with np.load(path, allow_pickle=False) as data:
+            index._keys = data["keys"].astype(np.uint64)
+            index._vectors = data["vectors"].astype(np.float32)
+        if index._vectors.shape[1] != dim:
+            raise ValueError(f"exact index {path} has wrong dimension")
+        return index
+
+    def add(self, keys: Keys, vectors: Vectors) -> None:
+        keys = np.asarray(keys, dtype=np.uint64)
+        vectors = _normalize(np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dim))
+        with self._lock:
+            keep = ~np.isin(self._keys, keys)
+            self._keys = np.concatenate([self._keys[keep], keys])
+            self._vectors = np.concatenate([self._vectors[keep], vectors])
+
+    def remove(self, keys: Keys) -> None:
+        with self._lock:
+            keep = ~np.isin(self._keys, np.asarray(keys, dtype=np.uint64))
+            self._keys, self._vectors = self._keys[keep], self._vectors[keep]
+
+    def search(self, query: Vectors, limit: int) -> tuple[Keys, npt.NDArray[np.float32]]:
+        with self._lock:
+            keys, vectors = self._keys, self._vectors
+        if len(keys) == 0 or limit <= 0:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+        q = _normalize(np.asarray(query, dtype=np.float32).reshape(1, self.dim))[0]
+        scores = vectors @ q
+        top = np.argsort(-scores, kind="stable")[:limit]
+        return keys[top], scores[top].astype(np.float32)
+
+    def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
+        with self._lock:
+            return np.isin(np.asarray(keys, dtype=np.uint64), self._keys)
+
+    def keys(self) -> Keys:
+        with self._lock:
+            return self._keys.copy()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        with self._lock:
+            np.savez(tmp, keys=self._keys, vectors=self._vectors)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+
+
+def _normalize(vectors: Vectors) -> Vectors:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
