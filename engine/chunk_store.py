@@ -86,7 +86,7 @@ its itself just me more most my myself no nor not now of off on once only or oth
 out over own same she should so some such than that the their theirs them then there these
 they this those through to too under until up very was we were what when where which while
 who whom why will with would you your yours
-    """.split()  # noqa: SIM905
+    """.split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -163,8 +163,8 @@ class ChunkStore:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._write_lock = threading.RLock()
-        conn = self._conn()
         try:
+            conn = self._conn()
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Kenning store: {exc}") from exc

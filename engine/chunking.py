@@ -114,10 +114,10 @@ def split_document(
 def _units(doc: ParsedDocument, counter: _TokenCounter, max_tokens: int) -> list[_Unit]:
     """Paragraphs (split further where one exceeds ``max_tokens``)."""
     text = doc.text
-    heading_starts = {h.start for h in doc.headings}
-    cuts = sorted(
-        {0, len(text), *heading_starts, *(m.end() for m in _PARAGRAPH_BREAK.finditer(text))}
-    )
+    # Headings and page starts open a new chunk, so a citation names one section and one page.
+    heading_starts = {h.start for h in doc.headings} | set(doc.page_starts)
+    breaks = (m.end() for m in _PARAGRAPH_BREAK.finditer(text))
+    cuts = sorted({0, len(text), *heading_starts, *breaks})
     units: list[_Unit] = []
     for a, b in itertools.pairwise(cuts):
         start, end = _strip(text, a, b)

@@ -69,7 +69,11 @@ class Embedder:
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
             raise ModelNotAvailableError(f"No sentence-transformers model in {path}")
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        # Weight-loading progress bars are noise on a terminal and in logs.
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         if threads > 0:
             torch.set_num_threads(threads)

@@ -1,0 +1,202 @@
+"""The ``kenning`` command: index, search, status and watch from a terminal.
+
+With no arguments it opens the desktop window. Exit codes: 0 success, 1 an
+engine error (message on stderr), 2 bad usage, 3 a path that is not a folder,
+4 a model that cannot be loaded, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from engine.config import default_data_dir, load_config
+from engine.engine import Engine
+from engine.errors import EngineError, FolderNotFoundError, ModelNotAvailableError
+from engine.retrieval import Hit
+from engine.status import Status
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_A_FOLDER, EXIT_NO_MODEL, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    130,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kenning",
+        description="Search and ask your own documents, locally."
+        " Without a command, opens the window.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"where the index lives (default: {default_data_dir()})",
+    )
+    sub = parser.add_subparsers(dest="command")
+    p_index = sub.add_parser("index", parents=[common], help="index folders and wait until done")
+    p_index.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_search = sub.add_parser("search", parents=[common], help="search the indexed passages")
+    p_search.add_argument("query")
+    p_search.add_argument("--limit", type=int, default=10, help="most results (default 10)")
+    p_search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p_search.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_status = sub.add_parser("status", parents=[common], help="folders, counts, skipped files")
+    p_status.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_watch = sub.add_parser("watch", parents=[common], help="index folders and keep them in sync")
+    p_watch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_gui = sub.add_parser("gui", parents=[common], help="open the desktop window")
+    del p_gui
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kenning`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] == "gui" or (argv[0].startswith("--data-dir")):
+        from desktop_app.app import main as gui_main  # only the GUI pulls in Qt
+
+        return int(gui_main(argv[1:] if argv and argv[0] == "gui" else argv))
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return EXIT_USAGE
+    if getattr(args, "limit", 1) < 1:
+        print("kenning: --limit must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    data_dir = args.data_dir or default_data_dir()
+    try:
+        with Engine(data_dir, load_config()) as engine:
+            return _COMMANDS[args.command](engine, args)
+    except FolderNotFoundError as exc:
+        print(f"kenning: {exc}", file=sys.stderr)
+        return EXIT_NOT_A_FOLDER
+    except ModelNotAvailableError as exc:
+        print(f"kenning: {exc}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    except EngineError as exc:
+        print(f"kenning: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("kenning: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _index(engine: Engine, args: argparse.Namespace) -> int:
+    for path in args.paths:
+        engine.add_folder(path)
+    _wait_with_progress(engine)
+    status = engine.status()
+    print(f"Indexed {status.files} files, {status.chunks} passages.")
+    _print_errors(status)
+    return EXIT_OK
+
+
+def _search(engine: Engine, args: argparse.Namespace) -> int:
+    engine.wait_until_idle(timeout=3600)
+    hits = engine.search(args.query, limit=args.limit, mode=args.mode)
+    if args.json:
+        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not hits:
+        print("No matching passages.")
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.path}:{hit.start}-{hit.end}"
+        if hit.page is not None:
+            where += f" (page {hit.page})"
+        heading = " > ".join(hit.heading_path)
+        print(f"{rank}. {where}  score {hit.score:.4f}" + (f"  [{heading}]" if heading else ""))
+        print("   " + " ".join(hit.text.split())[:300])
+    return EXIT_OK
+
+
+def _status(engine: Engine, args: argparse.Namespace) -> int:
+    engine.wait_until_idle(timeout=3600)
+    status = engine.status()
+    if args.json:
+        print(json.dumps(_jsonable(asdict(status)), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"{len(status.folders)} folders, {status.files} files, {status.chunks} passages")
+    for folder in status.folders:
+        synced = time.strftime("%Y-%m-%d %H:%M", time.localtime(folder.synced_at or 0))
+        print(
+            f"  {folder.path}: {folder.files} files, {folder.chunks} passages, {folder.state}"
+            + (f", synced {synced}" if folder.synced_at else "")
+        )
+    _print_errors(status)
+    return EXIT_OK
+
+
+def _watch(engine: Engine, args: argparse.Namespace) -> int:
+    for path in args.paths:
+        engine.add_folder(path)
+    _wait_with_progress(engine)
+    print("Watching for changes; press Ctrl+C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("Stopped.")
+    return EXIT_OK
+
+
+def _wait_with_progress(engine: Engine) -> None:
+    """Wait for indexing, printing progress to stderr when it is a terminal."""
+    tty = sys.stderr.isatty()
+    while not engine.wait_until_idle(timeout=0.5):
+        snap = engine.status().progress
+        if tty and snap is not None:
+            eta = f", ETA {snap.eta_seconds:.0f}s" if snap.eta_seconds is not None else ""
+            total = f"/{snap.total}" if snap.total else ""
+            print(f"\r{snap.task}: {snap.done}{total}{eta}\x1b[K", end="", file=sys.stderr)
+    if tty:
+        print("\r\x1b[K", end="", file=sys.stderr)
+
+
+def _print_errors(status: Status) -> None:
+    if status.errors:
+        print(f"Skipped {len(status.errors)} files:")
+        for err in status.errors:
+            print(f"  {err.path}: {err.reason}")
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    return {
+        "path": str(hit.path),
+        "start": hit.start,
+        "end": hit.end,
+        "page": hit.page,
+        "heading_path": list(hit.heading_path),
+        "score": hit.score,
+        "similarity": hit.similarity,
+        "chunk_id": hit.chunk_id,
+        "text": hit.text,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+_COMMANDS = {"index": _index, "search": _search, "status": _status, "watch": _watch}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""Shared fixtures: the real bundled embedding model, loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2, shared: loading it takes seconds."""
+    from engine.embedding import Embedder
+
+    return Embedder(device="cpu")
