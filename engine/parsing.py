@@ -1,0 +1,536 @@
+"""Turn files into text with offsets, page numbers and headings.
+
+One parser per file type, chosen by suffix and, for unknown suffixes, by sniffing the
+content. Plain-text formats keep the decoded file exactly (offsets in ``text`` are
+offsets in the decoded file), so citations can point back into the original. Rich
+formats (HTML, PDF, DOCX, EPUB) are flattened into blocks separated by a blank line.
+
+Every failure, including bugs in the third-party parsers on hostile input, surfaces as
+:class:`ParseError`, because one bad file must never stop a folder from being indexed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import io
+import itertools
+import re
+import stat
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import ParseError
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading inside a document's extracted text."""
+
+    start: int  # character offset in ParsedDocument.text where the heading's line starts
+    level: int  # 1 is the top level (Markdown '#', HTML h1, DOCX 'Heading 1')
+    title: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """A document's extracted text plus where its pages and headings start."""
+
+    text: str
+    kind: str  # "text", "markdown", "rst", "html", "pdf", "docx", "epub", "code"
+    headings: tuple[Heading, ...] = ()
+    # page_starts[i] is the offset where page i + 1 begins; empty when pages do not apply.
+    page_starts: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page number containing ``offset``, or None for unpaged documents."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
+
+    def heading_path_at(self, offset: int) -> tuple[str, ...]:
+        """Titles of the enclosing headings at ``offset``, outermost first."""
+        path: list[tuple[int, str]] = []
+        for heading in self.headings:
+            if heading.start > offset:
+                break
+            while path and path[-1][0] >= heading.level:
+                path.pop()
+            path.append((heading.level, heading.title))
+        return tuple(title for _, title in path)
+
+
+_CODE_SUFFIXES = (
+    ".py .pyi .js .jsx .ts .tsx .java .kt .scala .c .h .cc .cpp .hpp .cs .go .rs .rb .php"
+    " .swift .lua .r .jl .pl .sh .bash .zsh .ps1 .bat .toml .yaml .yml .json .xml .ini"
+    " .cfg .conf .css .scss .sql .csv .tsv .tex .bib .org .adoc"
+)
+# Plain-text suffixes and the kind each yields; the text is the decoded file, unchanged.
+_TEXT_KINDS: dict[str, str] = {
+    **dict.fromkeys((".txt", ".text", ".log"), "text"),
+    **dict.fromkeys((".md", ".markdown", ".mdown", ".mkd"), "markdown"),
+    ".rst": "rst",
+    **dict.fromkeys(_CODE_SUFFIXES.split(), "code"),
+}
+_HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+_SNIFF_BYTES = 8192
+_BLOCK_SEPARATOR = "\n\n"
+_MIB = 1024 * 1024
+
+
+class _Rejected(Exception):
+    """Raised inside a parser with a reason meant for the person; becomes a ParseError."""
+
+
+def _short(error: BaseException) -> str:
+    """``Type: first line of the message``, short enough for a status line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:120]}" if lines else type(error).__name__
+
+
+# Control bytes that do not occur in text: everything below 0x20 except \t \n \v \f \r
+# and ESC (terminal colour codes in logs), plus DEL.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
+
+
+def looks_binary(data: bytes) -> bool:
+    """Whether ``data`` looks like a binary file rather than text.
+
+    Only the first 8 KiB are looked at, so this is cheap on huge files. A NUL byte is a
+    near-certain sign of binary data (text encodings with NULs, UTF-16/32, are detected
+    by their BOM before this check); otherwise more than 10% control bytes also counts.
+
+    >>> looks_binary(b"hello\\n"), looks_binary(b"\\x89PNG\\r\\n\\x1a\\n\\x00")
+    (False, True)
+    """
+    sample = data[:_SNIFF_BYTES]
+    if b"\x00" in sample:
+        return True
+    if not sample:
+        return False
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    return controls > len(sample) // 10
+
+
+def decode_text(data: bytes) -> str | None:
+    """Decode a text file without changing a character, or return None if nothing fits.
+
+    BOMs decide first (UTF-32, UTF-16, UTF-8; the BOM itself is dropped), then strict
+    UTF-8, then charset-normalizer's guess. Its guesses are unreliable on short Western
+    European text (cp1252 often loses to cp1257 or cp1250 by a hair), and cp1252 is by far
+    the most common legacy encoding on desktops, so it wins whenever it is nearly as good.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    import charset_normalizer
+
+    matches = charset_normalizer.from_bytes(data)
+    best = matches.best()
+    if best is None:
+        return None
+    for match in matches:
+        if match.encoding == "cp1252" and match.chaos <= best.chaos + _CP1252_CHAOS_MARGIN:
+            return str(match)
+    return str(best)
+
+
+_CP1252_CHAOS_MARGIN = 0.1  # how much more "mess" cp1252 may show and still be preferred
+
+
+# UTF-32 comes first: its little-endian BOM begins with the UTF-16 one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+)
+
+# --- Markdown and reStructuredText headings ----------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+_FRONT_MATTER = re.compile(
+    r"\A---[ \t]*\r?\n.*?^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE | re.DOTALL
+)
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+([^\n]*))?$", re.MULTILINE)
+_SETEXT = re.compile(r"^( {0,3}[^\s#>][^\r\n]*)\r?\n {0,3}(=+|-{2,})[ \t]*\r?$", re.MULTILINE)
+_RST_TITLE = re.compile(r"^([^\s\r\n][^\r\n]*)\r?\n(([!-/:-@\[-`{-~])\3*)[ \t]*\r?$", re.MULTILINE)
+_RST_ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1*[ \t]*\r?")
+
+
+def _markdown_excluded(text: str) -> list[tuple[int, int]]:
+    """Spans where '#' and underlines are not headings: front matter and fenced code.
+
+    Fences are paired by scanning only the fence lines, so the cost is independent of
+    the text length between them; an unclosed fence runs to the end, as in CommonMark.
+    """
+    spans: list[tuple[int, int]] = []
+    front = _FRONT_MATTER.match(text)
+    if front:
+        spans.append((0, front.end()))
+    opener: re.Match[str] | None = None
+    for fence in _FENCE.finditer(text):
+        if opener is None:
+            opener = fence
+        elif fence[1][0] == opener[1][0] and len(fence[1]) >= len(opener[1]):
+            spans.append((opener.start(), fence.end()))
+            opener = None
+    if opener is not None:
+        spans.append((opener.start(), len(text)))
+    return sorted(spans)
+
+
+def _inside(spans: list[tuple[int, int]], offset: int) -> bool:
+    index = bisect.bisect_right(spans, (offset, sys.maxsize)) - 1
+    return index >= 0 and offset < spans[index][1]
+
+
+def _atx_title(raw: str) -> str:
+    """Drop an optional closing run of '#'; it must follow a space, so "C#" stays."""
+    title = raw.strip()
+    bare = title.rstrip("#")
+    if not bare or bare[-1] in " \t":
+        return bare.rstrip()
+    return title
+
+
+def markdown_headings(text: str) -> tuple[Heading, ...]:
+    """ATX (``# Title``) and setext (``Title`` over ``===``) headings, in text order.
+
+    >>> markdown_headings("# A\\ntext\\nB\\n---\\n")
+    (Heading(start=0, level=1, title='A'), Heading(start=9, level=2, title='B'))
+    """
+    excluded = _markdown_excluded(text)
+    found: list[Heading] = []
+    for match in _ATX.finditer(text):
+        if not _inside(excluded, match.start()):
+            found.append(Heading(match.start(), len(match[1]), _atx_title(match[2] or "")))
+    for match in _SETEXT.finditer(text):
+        if not _inside(excluded, match.start()) and not _FENCE.match(match[1]):
+            level = 1 if match[2][0] == "=" else 2
+            found.append(Heading(match.start(), level, match[1].strip()))
+    return tuple(sorted(found, key=lambda heading: heading.start))
+
+
+def rst_headings(text: str) -> tuple[Heading, ...]:
+    """reStructuredText section titles: a line underlined (and maybe overlined) by
+    punctuation at least as long as the title. Levels follow the order in which the
+    adornment styles first appear, as docutils does. A heading with an overline starts
+    at the overline.
+
+    >>> rst_headings("Top\\n===\\n\\nSub\\n---\\n")
+    (Heading(start=0, level=1, title='Top'), Heading(start=9, level=2, title='Sub'))
+    """
+    styles: dict[tuple[str, bool], int] = {}
+    found: list[Heading] = []
+    for match in _RST_TITLE.finditer(text):
+        title, underline = match[1].strip(), match[2]
+        if len(underline) < max(len(title), 3) or _RST_ADORNMENT.fullmatch(match[1]):
+            continue
+        start = match.start()
+        line_start = text.rfind("\n", 0, max(start - 1, 0)) + 1
+        above = text[line_start : max(start - 1, 0)].rstrip("\r \t")
+        overlined = start > 0 and above == underline
+        style = (underline[0], overlined)
+        level = styles.setdefault(style, len(styles) + 1)
+        found.append(Heading(line_start if overlined else start, level, title))
+    return tuple(found)
+
+
+# --- Rich formats: blocks joined by blank lines --------------------------------------------
+
+
+@dataclass
+class _Blocks:
+    """Text assembled block by block, remembering where each heading lands."""
+
+    parts: list[str] = field(default_factory=list)
+    length: int = 0
+    headings: list[Heading] = field(default_factory=list)
+
+    def add(self, block: str, *, level: int = 0) -> None:
+        """Append a non-empty block; ``level`` > 0 also records it as a heading."""
+        if not block:
+            return
+        if self.parts:
+            self.parts.append(_BLOCK_SEPARATOR)
+            self.length += len(_BLOCK_SEPARATOR)
+        if level > 0:
+            self.headings.append(Heading(self.length, level, block))
+        self.parts.append(block)
+        self.length += len(block)
+
+    def extend(self, other: _Blocks) -> None:
+        """Append all of ``other`` as the next block, keeping its headings."""
+        shift = self.length + (len(_BLOCK_SEPARATOR) if self.parts and other.parts else 0)
+        self.add("".join(other.parts))
+        self.headings += [Heading(h.start + shift, h.level, h.title) for h in other.headings]
+
+    def document(self, kind: str) -> ParsedDocument:
+        return ParsedDocument("".join(self.parts), kind, tuple(self.headings))
+
+
+_SPACES = re.compile(r"\s+")
+_HTML_DROPPED = frozenset({"script", "style", "nav", "noscript", "template"})
+_HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_HTML_BLOCK_NAMES = (
+    "p li ul ol dl dt dd pre td th tr table thead tbody tfoot caption blockquote div section"
+    " article main header footer aside figure figcaption address form fieldset details"
+    " summary body html hr"
+)
+_HTML_BLOCKS = frozenset(_HTML_BLOCK_NAMES.split())
+
+
+def _collapse(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def _html_blocks(data: bytes) -> _Blocks:
+    """The readable blocks of an HTML/XHTML document, its ``<title>`` first if no h1.
+
+    Walks the tree once with an explicit stack (deeply nested pages would overflow
+    Python's recursion limit), skipping dropped elements on the way rather than searching
+    for them first, which would cost as much as the walk. Inline text accumulates until
+    the next block boundary, where its whitespace is collapsed as a browser would;
+    ``<br>`` survives as a newline.
+    """
+    from bs4 import BeautifulSoup
+    from bs4.element import CData, NavigableString, Tag
+
+    body, title = _Blocks(), ""
+    inline: list[str] = []
+
+    def flush() -> None:
+        lines = "".join(inline).split("\n")
+        inline.clear()
+        body.add("\n".join(filter(None, (_collapse(line) for line in lines))))
+
+    stack: list[object] = [BeautifulSoup(data, "lxml")]
+    while stack:
+        node = stack.pop()
+        if node is flush:
+            flush()
+        elif type(node) in (NavigableString, CData):
+            inline.append(_SPACES.sub(" ", str(node)))
+        elif not isinstance(node, Tag) or node.name in _HTML_DROPPED:
+            continue
+        elif node.name == "title":
+            title = title or _collapse(node.get_text())
+        elif node.name in _HTML_HEADINGS:
+            flush()
+            body.add(_collapse(node.get_text()), level=_HTML_HEADINGS[node.name])
+        elif node.name == "pre":
+            flush()
+            body.add(node.get_text().strip("\r\n").rstrip())
+        elif node.name == "br":
+            inline.append("\n")
+        else:
+            if node.name in _HTML_BLOCKS:
+                flush()
+                stack.append(flush)
+            stack.extend(reversed(node.contents))
+    flush()
+    if not title or any(heading.level == 1 for heading in body.headings):
+        return body
+    titled = _Blocks()
+    titled.add(title, level=1)
+    titled.extend(body)
+    return titled
+
+
+def _parse_html(data: bytes) -> ParsedDocument:
+    return _html_blocks(data).document("html")
+
+
+def _parse_epub(data: bytes) -> ParsedDocument:
+    """Spine documents in reading order, each flattened like an HTML page."""
+    import ebooklib
+    from ebooklib import epub
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        book = epub.read_epub(io.BytesIO(data), {"ignore_ncx": True})
+    blocks = _Blocks()
+    for item_id, *_ in book.spine:
+        item = book.get_item_with_id(item_id)
+        if item is not None and item.get_type() == ebooklib.ITEM_DOCUMENT:
+            blocks.extend(_html_blocks(item.get_content()))
+    return blocks.document("epub")
+
+
+_DOCX_HEADING_STYLE = re.compile(r"heading\s*([1-9])|(title)", re.IGNORECASE)
+
+
+def _parse_docx(data: bytes) -> ParsedDocument:
+    """Paragraphs and table cells in document order; 'Title' counts as a level-1 heading."""
+    import docx
+    from docx.table import Table
+
+    document = docx.Document(io.BytesIO(data))
+    blocks = _Blocks()
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            seen: set[object] = set()  # python-docx repeats a merged cell in every slot
+            for cell in (cell for row in item.rows for cell in row.cells):
+                if cell._tc not in seen:
+                    seen.add(cell._tc)
+                    blocks.add(cell.text.strip())
+            continue
+        style = item.style.name if item.style is not None else ""
+        heading = _DOCX_HEADING_STYLE.fullmatch(style or "")
+        level = 0 if heading is None else int(heading[1] or 1)
+        blocks.add(item.text.strip(), level=level)
+    return blocks.document("docx")
+
+
+def _parse_pdf(data: bytes) -> ParsedDocument:
+    """Page texts joined by blank lines, with where each page starts.
+
+    A page whose text cannot be extracted contributes an empty page rather than failing
+    the whole document; only when no page yields text is the file rejected.
+    """
+    import pypdf
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _Rejected("encrypted PDF")
+        pages = list(reader.pages)
+    except _Rejected:
+        raise
+    except (DependencyError, FileNotDecryptedError) as error:  # AES needs `cryptography`
+        raise _Rejected("encrypted PDF") from error
+    except Exception as error:
+        raise _Rejected(f"corrupt or unreadable PDF: {_short(error)}") from error
+    texts: list[str] = []
+    failure: Exception | None = None
+    for page in pages:
+        try:
+            texts.append(page.extract_text().strip())
+        except Exception as error:
+            failure = failure or error
+            texts.append("")
+    if not any(texts):
+        if failure is not None:
+            raise _Rejected(f"corrupt or unreadable PDF: {_short(failure)}")
+        raise _Rejected("no extractable text (scanned PDF?)")
+    separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
+    starts = tuple(itertools.accumulate(separated, initial=0))
+    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "pdf", page_starts=starts)
+
+
+# --- Registry and entry points ---------------------------------------------------------
+
+
+def _parse_text(data: bytes, kind: str) -> ParsedDocument:
+    if not data.startswith(tuple(bom for bom, _ in _BOMS)) and looks_binary(data):
+        raise _Rejected("binary file")
+    text = decode_text(data)
+    if text is None:
+        raise _Rejected("unknown text encoding")
+    find_headings = _HEADING_FINDERS.get(kind)
+    return ParsedDocument(text, kind, find_headings(text) if find_headings else ())
+
+
+_HEADING_FINDERS = {"markdown": markdown_headings, "rst": rst_headings}
+
+
+_RICH_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
+    **dict.fromkeys(_HTML_SUFFIXES, _parse_html),
+    ".pdf": _parse_pdf,
+    ".docx": _parse_docx,
+    ".epub": _parse_epub,
+}
+
+_KINDS = {**_TEXT_KINDS, **{s: "html" if s in _HTML_SUFFIXES else s[1:] for s in _RICH_PARSERS}}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_KINDS)
+"""Lowercase suffixes (with the dot) with a dedicated parser. Files with other suffixes
+are still parsed when their content sniffs as text, HTML or PDF."""
+
+_HTML_START = re.compile(rb"\s*(?:<!doctype\s+html|<html)", re.IGNORECASE)
+
+
+def _sniff(data: bytes) -> Callable[[bytes], ParsedDocument]:
+    """Pick a parser from the content alone, for files with an unknown suffix."""
+    if data.startswith(b"%PDF-"):
+        return _parse_pdf
+    if _HTML_START.match(data[:_SNIFF_BYTES]):
+        return _parse_html
+    return lambda content: _parse_text(content, "text")
+
+
+def parse_bytes(path: Path, data: bytes) -> ParsedDocument:
+    """Parse ``data`` (the content of ``path``) by suffix, then by sniffing content.
+
+    Args:
+        path: Where the bytes came from; only its suffix is used, and it names the file
+            in errors.
+        data: The whole file content.
+
+    Returns:
+        The extracted text with its headings and, for PDFs, page starts. For plain-text
+        kinds ("text", "markdown", "rst", "code") ``text`` is exactly the decoded file.
+
+    Raises:
+        ParseError: For every failure, never anything else: binary content, unknown
+            encoding, encrypted or corrupt files, and any unexpected exception raised
+            by a third-party parser (reported by its type and message).
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix in _TEXT_KINDS:
+            return _parse_text(data, _TEXT_KINDS[suffix])
+        parser = _RICH_PARSERS.get(suffix) or _sniff(data)
+        return parser(data)
+    except _Rejected as rejected:
+        raise ParseError(path, str(rejected)) from rejected
+    except Exception as error:
+        label = suffix.lstrip(".").upper() if suffix in _RICH_PARSERS else "file"
+        raise ParseError(path, f"corrupt or unreadable {label}: {_short(error)}") from error
+
+
+def parse_file(path: Path, *, max_bytes: int) -> ParsedDocument:
+    """Read and parse the file at ``path``.
+
+    Args:
+        path: The file to read.
+        max_bytes: Larger files are refused before being read, to bound memory use.
+
+    Returns:
+        The parsed document; an empty file gives empty text.
+
+    Raises:
+        ParseError: If the file is missing, not a regular file, unreadable, too large,
+            or cannot be parsed (see :func:`parse_bytes`).
+    """
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ParseError(path, "not a regular file")
+        if info.st_size > max_bytes:
+            raise ParseError(path, f"file is larger than {max_bytes / _MIB:.3g} MB")
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)  # the file may have grown since stat()
+    except FileNotFoundError as error:
+        raise ParseError(path, "file not found") from error
+    except PermissionError as error:
+        raise ParseError(path, "permission denied") from error
+    except OSError as error:
+        raise ParseError(path, f"cannot read file: {error.strerror or error}") from error
+    if len(data) > max_bytes:
+        raise ParseError(path, f"file is larger than {max_bytes / _MIB:.3g} MB")
+    if not data:
+        return ParsedDocument("", _KINDS.get(path.suffix.lower(), "text"))
+    return parse_bytes(path, data)
