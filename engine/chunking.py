@@ -10,11 +10,12 @@ content-defined chunking does for bytes). A greedy "fill to N tokens" packer
 would instead shift every later boundary after an edit and force re-embedding
 the rest of the file.
 
-Example:
-    >>> doc = ParsedDocument(text="# Title\\n\\nFirst paragraph.\\n\\nSecond one.", kind="markdown",
-    ...                      headings=(Heading(0, 1, "Title"),))
-    >>> [c.text for c in split_document(doc, tokenizer, max_tokens=200, min_tokens=4)]
-    ['# Title\\n\\nFirst paragraph.', 'Second one.']
+Example (``tokenizer`` is the embedder's)::
+
+    doc = ParsedDocument(text="# Title\n\nFirst paragraph.\n\nSecond one.", kind="markdown",
+                         headings=(Heading(0, 1, "Title"),))
+    [c.text for c in split_document(doc, tokenizer, min_tokens=4)]
+    # -> ['# Title\n\nFirst paragraph.\n\nSecond one.']: too short to split
 """
 
 from __future__ import annotations

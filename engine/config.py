@@ -44,6 +44,11 @@ class EngineConfig:
     max_file_bytes: int = 64 * 1024 * 1024
     # Texts per call to the embedding model; larger batches amortize padding overhead.
     embed_batch_size: int = 64
+    # "convex": weighted sum of min-max normalised dense and BM25 scores (measured best);
+    # "rrf": reciprocal rank fusion.
+    fusion: str = "convex"
+    # Weight of the dense score in convex fusion; BM25 gets the rest.
+    dense_weight: float = 0.5
     # Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
     rrf_k: int = 60
     # Candidates fetched from each retriever before fusion.
@@ -62,6 +67,10 @@ class EngineConfig:
             raise ValueError("max_chunk_tokens + overlap_tokens must stay within 254 word pieces")
         if not 0 < self.min_chunk_tokens <= self.max_chunk_tokens:
             raise ValueError("min_chunk_tokens must be in (0, max_chunk_tokens]")
+        if self.fusion not in ("convex", "rrf"):
+            raise ValueError("fusion must be 'convex' or 'rrf'")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError("dense_weight must be within [0, 1]")
         if self.embed_batch_size < 1 or self.candidates < 1 or self.rrf_k < 1:
             raise ValueError("embed_batch_size, candidates and rrf_k must be positive")
 
