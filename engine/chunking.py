@@ -53,8 +53,9 @@ class _Unit:
     start: int
     end: int
     tokens: int
-    opens_section: bool  # a heading starts here: never merge it into the previous chunk
+    opens_section: bool  # a heading or page starts here: never merge it into the previous chunk
     cut: bool  # the unit ends inside a paragraph, so the next chunk repeats its tail
+    heading_only: bool = False  # nothing but a heading line: never a chunk of its own
 
 
 class _TokenCounter:
@@ -116,7 +117,8 @@ def _units(doc: ParsedDocument, counter: _TokenCounter, max_tokens: int) -> list
     """Paragraphs (split further where one exceeds ``max_tokens``)."""
     text = doc.text
     # Headings and page starts open a new chunk, so a citation names one section and one page.
-    heading_starts = {h.start for h in doc.headings} | set(doc.page_starts)
+    titles = {h.start: h.title for h in doc.headings}
+    heading_starts = set(titles) | set(doc.page_starts)
     breaks = (m.end() for m in _PARAGRAPH_BREAK.finditer(text))
     cuts = sorted({0, len(text), *heading_starts, *breaks})
     units: list[_Unit] = []
@@ -127,7 +129,8 @@ def _units(doc: ParsedDocument, counter: _TokenCounter, max_tokens: int) -> list
         opens = a in heading_starts
         tokens = counter.count(start, end)
         if tokens <= max_tokens:
-            units.append(_Unit(start, end, tokens, opens, cut=False))
+            only = start in titles and _bare(text[start:end]) == _bare(titles[start])
+            units.append(_Unit(start, end, tokens, opens, cut=False, heading_only=only))
             continue
         pieces = list(_split_long(text, counter, start, end, max_tokens))
         for i, (s, e) in enumerate(pieces):
@@ -176,7 +179,10 @@ def _pack(
         current, tokens = [], 0
 
     for unit in units:
-        if current and (unit.opens_section or tokens + unit.tokens > max_tokens):
+        # A heading directly followed by a subheading stays with the text below them.
+        only_headings = all(u.heading_only for u in current)
+        opens = unit.opens_section and not only_headings
+        if current and (opens or tokens + unit.tokens > max_tokens):
             flush()
         current.append(unit)
         tokens += unit.tokens
@@ -250,6 +256,11 @@ def _heading_prefix(heading_path: tuple[str, ...], body: str, tokenizer: Any, bu
 
 def _count(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _bare(text: str) -> str:
+    """Heading text without Markdown/reST adornment, for comparing with a title."""
+    return " ".join(text.strip("#=-~^*+` \t\r\n").split()).lower()
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

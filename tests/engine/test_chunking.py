@@ -105,3 +105,14 @@ def test_editing_one_paragraph_reembeds_at_most_three_chunks(embedder, seed: int
 def test_empty_and_whitespace_documents_have_no_chunks(embedder) -> None:
     assert split_document(ParsedDocument(text="", kind="text"), embedder.tokenizer) == []
     assert split_document(ParsedDocument(text=" \n\n\t", kind="text"), embedder.tokenizer) == []
+
+
+def test_a_heading_followed_by_a_subheading_is_not_a_chunk_alone(embedder) -> None:
+    text = "# Appointments\n\n## Dentist\n\nTuesday at 3pm with Dr. Molar, bring the forms.\n"
+    doc = ParsedDocument(
+        text=text,
+        kind="markdown",
+        headings=(Heading(0, 1, "Appointments"), Heading(text.index("## D"), 2, "Dentist")),
+    )
+    chunks = split_document(doc, embedder.tokenizer, min_tokens=4)
+    assert [c.text for c in chunks] == [text.strip()]

@@ -1,0 +1,1 @@
+"""Widgets of the main window: they render results and emit requests, nothing more."""

@@ -1,0 +1,108 @@
+"""The main window driven like a person would: add a folder, search, open, remove."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt
+
+from desktop_app.bridge import EngineBridge
+from desktop_app.error_dialog import ErrorDialog
+from desktop_app.main_window import MainWindow
+
+INDEX_TIMEOUT_MS = 120_000
+QUERY = "when do I see the dentist"
+
+
+def _indexed(window: MainWindow, folder: Path, files: int) -> bool:
+    row = window.folders.folder_row(folder)
+    return row is not None and row["State"] == "Ready" and row["Files"] == str(files)
+
+
+def _search(qtbot: Any, window: MainWindow, query: str) -> list[Any]:
+    window.search_box.clear()
+    qtbot.keyClicks(window.search_box, query)
+    with qtbot.waitSignal(
+        window.bridge.sig_search_results,
+        timeout=60_000,
+        check_params_cb=lambda q, _hits: q == query,
+    ) as blocker:
+        qtbot.keyClick(window.search_box, Qt.Key.Key_Return)
+    hits: list[Any] = blocker.args[1]
+    return hits
+
+
+def test_add_folder_search_and_remove(qtbot: Any, window: MainWindow, notes: Path) -> None:
+    window.add_folder(notes)
+    qtbot.waitUntil(lambda: _indexed(window, notes, 3), timeout=INDEX_TIMEOUT_MS)
+    assert window.folders.folder_row(notes)["Chunks"] != "0"  # type: ignore[index]
+
+    hits = _search(qtbot, window, QUERY)
+
+    assert Path(hits[0].path).name == "dentist.md"
+    assert window.pages.currentWidget() is window.splitter
+    first = window.results.model().index(0, 0)
+    assert "dentist.md" in first.data()
+    assert "Tuesday at 3pm" in first.data()
+    assert "Tuesday at 3pm" in window.preview.toPlainText()  # the first hit is selected
+    assert window.open_button.isEnabled()
+
+    window.folders.tree.setCurrentItem(window.folders.tree.topLevelItem(0))
+    qtbot.mouseClick(window.folders.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.folders.folder_row(notes) is None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.hint)
+
+    assert _search(qtbot, window, QUERY) == []
+
+
+def test_missing_folder_shows_a_readable_error(
+    qtbot: Any, window: MainWindow, tmp_path: Path, monkeypatch: Any
+) -> None:
+    shown: list[ErrorDialog] = []
+    monkeypatch.setattr(ErrorDialog, "exec", lambda self: shown.append(self) or 0)
+
+    with qtbot.waitSignal(window.bridge.sig_error, timeout=30_000):
+        window.add_folder(tmp_path / "no-such-folder")
+
+    assert len(shown) == 1
+    dialog = shown[0]
+    assert dialog.windowTitle() == "Could not add the folder"
+    assert "no-such-folder" in dialog.message.text()
+    assert "Traceback" not in dialog.message.text()
+    assert "FolderNotFoundError" in dialog.details.toPlainText()
+    assert dialog.details.isHidden()  # details wait behind "Show details"
+
+
+def test_shortcuts_and_accessible_names(qtbot: Any, window: MainWindow) -> None:
+    assert window.add_action.shortcut().toString() == "Ctrl+O"
+    assert window.focus_action.shortcut().toString() == "Ctrl+L"
+    assert window.cancel_action.shortcut().toString() == "Esc"
+    window.activateWindow()
+    window.results.setFocus()
+    window.focus_action.trigger()
+    qtbot.waitUntil(window.search_box.hasFocus)
+    controls = [
+        window.search_box,
+        window.results,
+        window.preview,
+        window.open_button,
+        window.reveal_button,
+        window.folders.tree,
+        window.folders.add_button,
+        window.folders.remove_button,
+        window.progress.cancel_button,
+        window.progress.bar,
+    ]
+    assert all(control.accessibleName() for control in controls)
+
+
+def test_window_geometry_is_remembered(qtbot: Any, tmp_path: Path, settings: QSettings) -> None:
+    first = MainWindow(EngineBridge(tmp_path / "unused", poll_status=False), settings)
+    qtbot.addWidget(first)
+    first.resize(640, 480)
+    first.close()
+
+    second = MainWindow(EngineBridge(tmp_path / "unused", poll_status=False), settings)
+    qtbot.addWidget(second)
+    assert (second.width(), second.height()) == (640, 480)
