@@ -42,8 +42,9 @@ class EngineConfig:
     overlap_tokens: int = 32
     # Files above this size are skipped with a reason instead of stalling the indexer.
     max_file_bytes: int = 64 * 1024 * 1024
-    # Texts per call to the embedding model; larger batches amortize padding overhead.
-    embed_batch_size: int = 64
+    # Texts per forward pass of the embedding model. Texts are length-sorted first, so
+    # small batches waste little padding, and a search waits for at most one batch.
+    embed_batch_size: int = 16
     # "convex": weighted sum of min-max normalised dense and BM25 scores (measured best);
     # "rrf": reciprocal rank fusion.
     fusion: str = "convex"

@@ -6,6 +6,7 @@ carries its weights. Any local sentence-transformers folder works instead.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import threading
@@ -87,24 +88,33 @@ class Embedder:
         self.dim: int = int(self._model.get_embedding_dimension() or 0)
         # Room for the chunk text once [CLS] and [SEP] are added.
         self.max_tokens: int = int(self._model.max_seq_length or 256) - 2
-        self.tokenizer: Any = self._model.tokenizer
+        # The chunker gets its own tokenizer copy: a Rust tokenizer shared between the
+        # indexing thread and a query can fail with "Already borrowed" when one call
+        # switches truncation while another encodes.
+        self.tokenizer: Any = copy.deepcopy(self._model.tokenizer)
         self.model_id: str = f"{path.name}:{_weights_digest(path)}"
         # torch modules are not safe to call from two threads at once.
         self._lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> Vectors:
-        """Embed ``texts`` as an (n, dim) float32 array of unit vectors."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        out: Vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    def embed(self, texts: Sequence[str], *, batch_size: int = 16) -> Vectors:
+        """Embed ``texts`` as an (n, dim) float32 array of unit vectors.
+
+        Texts are sorted by length so each batch pads little, and the model lock is
+        taken per batch, so a query waits for at most one small batch of indexing.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            with self._lock:
+                vectors = self._model.encode(
+                    [texts[i] for i in part],
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            out[part] = vectors
         return out
 
     def embed_query(self, text: str) -> Vectors:
