@@ -73,10 +73,10 @@ def incremental(embedder: Embedder, root: Path, trials: int) -> list[int]:
         for _ in range(trials):
             i = rng.randrange(len(paragraphs))
             paragraphs[i] = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(60, 150)))
+            before = engine.totals.chunks_embedded
             doc.write_text("# Long document\n\n" + "\n\n".join(paragraphs))
-            engine.resync()
-            engine.wait_until_idle(3600)
-            embedded.append(engine.last_stats.chunks_embedded)
+            engine.wait_until_idle(3600)  # the watcher picks the edit up
+            embedded.append(engine.totals.chunks_embedded - before)
     return embedded
 
 

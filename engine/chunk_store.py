@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS files (
     indexed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_folder ON files(folder_id);
+CREATE INDEX IF NOT EXISTS files_hash ON files(content_hash);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -275,6 +276,26 @@ class ChunkStore:
     def files_in_folder(self, folder_id: int) -> dict[Path, FileRecord]:
         rows = self._conn().execute(_FILE_SELECT + " WHERE folder_id = ?", (folder_id,))
         return {Path(r[2]): _file(r) for r in rows}
+
+    def files_under(self, path: Path) -> list[FileRecord]:
+        """The file stored at ``path`` and every file stored beneath it (a directory).
+
+        A range scan on the path index: "d/" <= p < "d0" holds exactly the paths
+        starting with "d/", since "0" is the character after "/".
+        """
+        base = str(path).rstrip("/")
+        rows = self._conn().execute(
+            _FILE_SELECT + " WHERE path = ? OR (path >= ? AND path < ?) ORDER BY path",
+            (base, base + "/", base + "0"),
+        )
+        return [_file(r) for r in rows]
+
+    def files_with_hash(self, content_hash: str, folder_id: int) -> list[FileRecord]:
+        """Files of a folder whose whole content has this hash (move detection)."""
+        rows = self._conn().execute(
+            _FILE_SELECT + " WHERE content_hash = ? AND folder_id = ?", (content_hash, folder_id)
+        )
+        return [_file(r) for r in rows]
 
     def chunk_hashes(self, file_id: int) -> list[tuple[int, str]]:
         """(id, content_hash) of a file's chunks in document order."""

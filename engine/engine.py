@@ -25,6 +25,7 @@ from engine.retrieval import Hit, SearchMode
 from engine.retrieval import search as hybrid_search
 from engine.status import FolderStatus, Status
 from engine.vector_index import USearchIndex
+from engine.watching import EVENT_GRACE_SECONDS, ChangeSet, FolderWatcher, apply_change_set
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,24 @@ class Engine:
         self._closed = False
         self._startup_error: BaseException | None = None
         self.last_stats = IndexStats()
+        self.live_stats = IndexStats()  # totals of every change set the watcher handed over
+        self.totals = IndexStats()  # totals of all indexing work: syncs and change sets
         self._worker = threading.Thread(target=self._work, name="kenning-engine", daemon=True)
         self._worker.start()
+        self._watcher = FolderWatcher(
+            debounce=self.config.debounce_seconds,
+            on_changes=self._submit_changes,
+            on_reappeared=self._submit_sync,
+            on_pending=self._hold,
+            on_error=lambda folder, reason: self.store.record_error(folder, None, reason),
+            ignore_patterns=self.config.ignore_patterns,
+            exclude=(self.data_dir.resolve(),),
+        )
+        self._watcher.start()
         self._submit(_Job("Opening the index", self._open_index))
         for folder in self.store.folders():
+            # Watch before the start-up sync, so nothing changed during it is missed.
+            self._watcher.watch(folder.path)
             self._submit_sync(folder.path)
 
     # -- context manager -----------------------------------------------------------------
@@ -118,12 +133,14 @@ class Engine:
         if not folder.is_dir():
             raise FolderNotFoundError(f"Not a folder: {folder}")
         self.store.add_folder(folder)
+        self._watcher.watch(folder)
         self._submit_sync(folder)
 
     def remove_folder(self, path: Path | str) -> None:
         """Forget a folder and every chunk indexed from it (in the background)."""
         self._check_open()
         folder = Path(path).expanduser().resolve()
+        self._watcher.unwatch(folder)
 
         def run(cancel: threading.Event) -> None:
             record = self.store.get_folder(folder)
@@ -138,7 +155,12 @@ class Engine:
             self._submit_sync(folder.path)
 
     def search(
-        self, query: str, limit: int = 10, *, mode: SearchMode | str = SearchMode.HYBRID
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        fusion: str | None = None,
     ) -> list[Hit]:
         """The passages that best match ``query``, best first.
 
@@ -146,6 +168,7 @@ class Engine:
             query: Free text.
             limit: Most hits to return.
             mode: "hybrid" (default), "dense" or "bm25".
+            fusion: Override the configured fusion ("convex" or "rrf") for this call.
         """
         self._check_open()
         index = self._wait_for_index()
@@ -157,18 +180,28 @@ class Engine:
             limit=limit,
             mode=SearchMode(mode),
             candidates=self.config.candidates,
+            fusion=fusion or self.config.fusion,
+            dense_weight=self.config.dense_weight,
             rrf_k=self.config.rrf_k,
         )
 
     def wait_until_idle(self, timeout: float = 60.0) -> bool:
-        """Block until no work is queued or running; False if ``timeout`` passed first."""
-        deadline = time.monotonic() + timeout
+        """Block until no work is queued or running; False if ``timeout`` passed first.
+
+        Changes the watcher has seen but not yet handed over count as queued work.
+        While folders are watched it waits at least a moment, so a file written
+        just before the call has time to reach the watcher.
+        """
+        now = time.monotonic()
+        deadline = now + timeout
+        grace_end = now + EVENT_GRACE_SECONDS if self._watcher.folders else now
         with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
+            while self._pending or time.monotonic() < grace_end:
+                now = time.monotonic()
+                if now >= deadline:
                     return False
-                self._idle.wait(left)
+                wait = deadline - now if self._pending else grace_end - now
+                self._idle.wait(min(wait, deadline - now))
         return True
 
     def cancel(self) -> None:
@@ -227,6 +260,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        self._watcher.stop()  # first: no change set may arrive after the worker's last job
         self.cancel()
         self._jobs.put(None)
         self._worker.join()
@@ -244,8 +278,41 @@ class Engine:
                 log.warning("folder missing: %s", folder)
                 return
             self.last_stats = self._indexer().sync_folder(record, self.progress, cancel)
+            self.totals.add(self.last_stats)
 
         self._submit(_Job(f"Indexing {folder}", run, folder))
+
+    def _submit_changes(self, changes: ChangeSet) -> None:
+        """Queue a change set from the watcher as one job on the worker."""
+        folder = changes.folder
+
+        def run(cancel: threading.Event) -> None:
+            record = self.store.get_folder(folder)
+            if record is None:
+                return  # removed meanwhile
+            if not folder.is_dir():
+                self._watcher.mark_lost(folder)  # a full sync on its return catches up
+                return
+            stats = IndexStats()
+            rules = self._watcher.rules(folder)
+            try:
+                retry = apply_change_set(
+                    self._indexer(), record, changes, rules, self.progress, cancel, stats
+                )
+            finally:
+                self.last_stats = stats
+                self.live_stats.add(stats)
+                self.totals.add(stats)
+            for path in retry:
+                self._watcher.requeue(folder, path)
+
+        self._submit(_Job(f"Updating {folder}", run, folder))
+
+    def _hold(self, delta: int) -> None:
+        """Count a folder with changes not yet handed over as queued work (+1), or stop (-1)."""
+        with self._idle:
+            self._pending = max(0, self._pending + delta)
+            self._idle.notify_all()
 
     def _submit(self, job: _Job) -> None:
         with self._idle:

@@ -35,6 +35,10 @@ from engine.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
+# Chunks embedded per flush across files: enough for length-sorted batches to pad
+# little, few enough that progress and cancel stay responsive.
+_FLUSH_CHUNKS = 256
+
 
 @dataclass
 class IndexStats:
@@ -45,6 +49,7 @@ class IndexStats:
     files_indexed: int = 0
     files_failed: int = 0
     files_deleted: int = 0
+    files_moved: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_deleted: int = 0
@@ -107,8 +112,6 @@ class Indexer:
             self.store.record_error(path, folder.id, reason)
         known = self.store.files_in_folder(folder.id)
         on_disk = {f.path: f for f in report.files}
-        for path in sorted(set(known) - set(on_disk)):
-            self._delete(path, stats)
         changed = [
             f
             for f in report.files
@@ -118,7 +121,12 @@ class Indexer:
         stats.files_seen = len(report.files)
         stats.files_skipped_unchanged = len(report.files) - len(changed)
         progress.begin(f"Indexing {folder.path}", total=len(changed))
+        # New files first: one renamed while Kenning was closed takes over its old
+        # record (and vectors) before the old path is forgotten.
         self.index_files(folder.id, changed, progress, cancel, stats)
+        gone = set(self.store.files_in_folder(folder.id)) - set(on_disk)
+        for path in sorted(gone):
+            self._delete(path, stats)
         self.store.mark_folder_synced(folder.id)
         self.totals.add(stats)
         return stats
@@ -151,7 +159,7 @@ class Indexer:
                 continue
             batch.append(prepared)
             pending += len(prepared.embed_texts)
-            if pending >= self.config.embed_batch_size * 4:
+            if pending >= _FLUSH_CHUNKS:
                 self._flush(batch, stats, progress)
                 batch, pending = [], 0
         self._flush(batch, stats, progress)
@@ -171,6 +179,31 @@ class Indexer:
     def delete_path(self, path: Path, stats: IndexStats) -> None:
         self._delete(path, stats)
 
+    def delete_tree(self, path: Path, stats: IndexStats) -> None:
+        """Forget the file at ``path`` or every file stored beneath the directory ``path``."""
+        for record in self.store.files_under(path):
+            self._delete(record.path, stats)
+        self.store.clear_error(path)
+
+    def move_path(self, old: Path, new: Path, folder_id: int, stats: IndexStats) -> int:
+        """Re-point a stored file or directory to its new path, keeping every vector.
+
+        Whatever was stored at the destination is replaced, and its vectors are
+        removed here, since the store's own replace only cascades the rows.
+
+        Returns:
+            Files moved; 0 when nothing was stored under ``old`` (a temp file).
+        """
+        if not self.store.files_under(old):
+            return 0
+        old_prefix = str(old).rstrip("/") + "/"
+        for record in self.store.files_under(new):
+            if record.path != old and not str(record.path).startswith(old_prefix):
+                self._delete(record.path, stats)
+        moved = self.store.move_path(old, new, folder_id)
+        stats.files_moved += moved
+        return moved
+
     def _prepare(self, folder_id: int, scanned: ScannedFile, stats: IndexStats) -> _Prepared | None:
         path = scanned.path
         if scanned.size > self.config.max_file_bytes:
@@ -188,6 +221,8 @@ class Indexer:
             return None
         content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
         record = self.store.get_file(path)
+        if record is None:
+            record = self._adopt_moved(folder_id, path, content_hash, stats)
         if record is not None and record.content_hash == content_hash:
             self.store.touch_file(record.id, size=scanned.size, mtime_ns=scanned.mtime_ns)
             self.store.clear_error(path)
@@ -208,6 +243,20 @@ class Indexer:
             token_limit=self.embedder.max_tokens,
         )
         return self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
+
+    def _adopt_moved(
+        self, folder_id: int, path: Path, content_hash: str, stats: IndexStats
+    ) -> FileRecord | None:
+        """A new file with the content of a stored file gone from disk is that file, moved.
+
+        Catches renames no event paired up: made while Kenning was closed, or
+        into a directory created a moment before (its watch came too late).
+        """
+        for candidate in self.store.files_with_hash(content_hash, folder_id):
+            if not candidate.path.exists():
+                stats.files_moved += self.store.move_path(candidate.path, path, folder_id)
+                return self.store.get_file(path)
+        return None
 
     def _plan(
         self,
@@ -312,7 +361,7 @@ class Indexer:
             self.index.remove(stale)
         if len(missing):
             progress.begin("Repairing the vector index", total=len(missing))
-            step = self.config.embed_batch_size * 4
+            step = _FLUSH_CHUNKS
             for i in range(0, len(missing), step):
                 if cancel.is_set():
                     raise Cancelled

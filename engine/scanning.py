@@ -40,7 +40,20 @@ DEFAULT_IGNORED_DIRS = frozenset(
     }
 )
 # Editors' save droppings: written and renamed away within a second.
-_TEMP_SUFFIXES = (".swp", ".swo", ".swx", ".tmp", ".temp", ".bak", ".part", ".crdownload", "~")
+_TEMP_SUFFIXES = (
+    ".swp",
+    ".swo",
+    ".swx",
+    ".tmp",
+    ".temp",
+    ".bak",
+    ".part",
+    ".crdownload",
+    "~",
+    ".kate-swp",
+    "___jb_tmp___",  # JetBrains safe write: new content, then renamed over the file
+    "___jb_old___",  # ... and the old file, moved aside and deleted
+)
 _TEMP_PREFIXES = ("~$", ".~lock", ".#", "#")
 _TEMP_NAMES = frozenset({"4913", ".DS_Store", "Thumbs.db", "desktop.ini", IGNORE_FILE})
 
