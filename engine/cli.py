@@ -1,8 +1,8 @@
 """The ``kenning`` command: index, search, status and watch from a terminal.
 
 With no arguments it opens the desktop window. Exit codes: 0 success, 1 an
-engine error (message on stderr), 2 bad usage, 3 a path that is not a folder,
-4 a model that cannot be loaded, 130 interrupted.
+engine error (message on stderr) or an answer that abstained, 2 bad usage, 3 a
+path that is not a folder, 4 a model that cannot be loaded, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_status.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_watch = sub.add_parser("watch", parents=[common], help="index folders and keep them in sync")
     p_watch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_ask = sub.add_parser("ask", parents=[common], help="answer from the indexed documents")
+    p_ask.add_argument("question")
+    p_ask.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_ask.add_argument("--conversation", default=None, help="id that links follow-ups")
     p_gui = sub.add_parser("gui", parents=[common], help="open the desktop window")
     del p_gui
     return parser
@@ -196,7 +200,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_COMMANDS = {"index": _index, "search": _search, "status": _status, "watch": _watch}
+def _ask(engine: Engine, args: argparse.Namespace) -> int:
+    from engine.cli_ask import ask_command
+
+    engine.wait_until_idle(timeout=3600)
+    return ask_command(engine, args)
+
+
+_COMMANDS = {"index": _index, "search": _search, "status": _status, "watch": _watch, "ask": _ask}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,6 +62,25 @@ class EngineConfig:
     debounce_seconds: float = 0.15
     # CPU threads for torch; 0 leaves torch's default.
     torch_threads: int = 0
+    # Answer model: a local HF model folder or .gguf file; None is the bundled SmolLM2-135M.
+    generator_model: str | None = None
+    # "auto" is float32 on CPU, float16 on GPUs; or "float32", "bfloat16", "float16".
+    generator_dtype: str = "auto"
+    # "extractive" picks a span of the sources by PMI (F1 ~0.4 on the QA fixture);
+    # "generative" lets the model write freely (the naive baseline, F1 ~0.1).
+    answer_strategy: str = "extractive"
+    # Passages retrieved for an answer.
+    answer_passages: int = 3
+    # Sentences of those passages whose spans are scored in extractive mode.
+    answer_sentences: int = 2
+    # Prompt tokens spent on sources in generative mode (SmolLM2 prefill is ~1 s per
+    # 500 tokens on two CPU cores).
+    answer_context_tokens: int = 512
+    # Most tokens of a generated answer.
+    max_new_tokens: int = 48
+    # Abstain when no retrieved passage reaches this cosine with the question;
+    # calibrated on the QA fixture (bench.bench_answers) for <10% false abstentions.
+    abstain_similarity: float = 0.45
 
     def __post_init__(self) -> None:
         if self.max_chunk_tokens + self.overlap_tokens > 254:

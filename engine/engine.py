@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from engine.answer_log import AnswerLog
+from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
 from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import EngineClosedError, EngineError, FolderNotFoundError
+from engine.generation import Generator, TokenCallback
 from engine.indexing import Cancelled, Indexer, IndexStats
 from engine.progress import Progress
 from engine.retrieval import Hit, SearchMode
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "kenning.sqlite3"
 INDEX_FILE = "vectors.usearch"
+ANSWERS_FILE = "answers.sqlite3"
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Engine:
         config: Settings; the defaults work offline with the bundled models.
         embedder: An already loaded embedder to share (tests, benchmarks); by
             default the configured model is loaded on first use.
+        generator: An already loaded answer model to share (tests, benchmarks); by
+            default the configured one is loaded on the first :meth:`ask`.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -58,6 +64,7 @@ class Engine:
         config: EngineConfig | None = None,
         *,
         embedder: Embedder | None = None,
+        generator: Generator | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +72,9 @@ class Engine:
         self.store = ChunkStore(self.data_dir / STORE_FILE)
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self._generator = generator
+        self._generator_lock = threading.Lock()
+        self._answer_log: AnswerLog | None = None
         self._index: USearchIndex | None = None
         self._index_ready = threading.Event()
         self._index_dirty = False
@@ -121,6 +131,73 @@ class Engine:
                     cfg.embedding_model, device=cfg.device, threads=cfg.torch_threads
                 )
             return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        """The answer model, loaded on first use (dequantized once, then cached)."""
+        with self._generator_lock:
+            if self._generator is None:
+                cfg = self.config
+                self._generator = Generator(
+                    cfg.generator_model,
+                    cache_root=self.data_dir / "models",
+                    device=cfg.device,
+                    dtype=cfg.generator_dtype,
+                    threads=cfg.torch_threads,
+                )
+            return self._generator
+
+    def ask(
+        self,
+        question: str,
+        *,
+        on_token: TokenCallback | None = None,
+        conversation_id: str | None = None,
+    ) -> Answer:
+        """Answer from the indexed documents, citing the passage, or say they do not say.
+
+        Args:
+            question: Free text.
+            on_token: Receives the answer text as it is produced.
+            conversation_id: Follow-ups in one conversation may lean on the last turn.
+
+        Returns:
+            The answer, its sources and citations; stored under ``answer_id``.
+
+        Raises:
+            ModelNotAvailableError: the answer model is missing or broken.
+        """
+        self._check_open()
+        cfg = self.config
+        started = time.perf_counter()
+        log_ = self._answers()
+        previous = log_.last_turn(conversation_id) if conversation_id else None
+        query = condense_query(question, *(previous or (None, "")))
+        hits = self.search(query, limit=cfg.answer_passages)
+        retrieved = time.perf_counter()
+        answer = answer_from_hits(
+            self.generator,
+            question,
+            hits,
+            budget=cfg.answer_context_tokens,
+            max_new_tokens=cfg.max_new_tokens,
+            min_similarity=cfg.abstain_similarity,
+            strategy=Strategy(cfg.answer_strategy),
+            sentences=cfg.answer_sentences,
+            on_token=on_token,
+        )
+        answer.retrieval_query = query
+        answer.conversation_id = conversation_id
+        answer.timings["retrieve"] = retrieved - started
+        answer.timings["total"] = time.perf_counter() - started
+        log_.record(answer)
+        return answer
+
+    def _answers(self) -> AnswerLog:
+        with self._generator_lock:
+            if self._answer_log is None:
+                self._answer_log = AnswerLog(self.data_dir / ANSWERS_FILE)
+            return self._answer_log
 
     def add_folder(self, path: Path | str) -> None:
         """Index a folder recursively in the background; returns at once.
@@ -267,6 +344,8 @@ class Engine:
         if self._index is not None and self._index_dirty:
             self._save_index()
         self.store.close()
+        if self._answer_log is not None:
+            self._answer_log.close()
 
     # -- worker --------------------------------------------------------------------------
     def _submit_sync(self, folder: Path) -> None:

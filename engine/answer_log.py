@@ -1,0 +1,83 @@
+"""Asked questions and their answers, kept so corrections and follow-ups can refer to them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from engine.answering import Answer
+from engine.errors import StoreError
+
+
+class AnswerLog:
+    """Questions and answers in a small SQLite file, so corrections can refer to them.
+
+    Args:
+        path: The database file (created with WAL journaling).
+    """
+
+    FORMAT_VERSION = 1
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version not in (0, self.FORMAT_VERSION):
+            raise StoreError(f"{path}: answer log format {version} is newer than this Kenning")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS answers (answer_id TEXT PRIMARY KEY, "
+            "conversation_id TEXT, question TEXT NOT NULL, retrieval_query TEXT NOT NULL, "
+            "answer TEXT NOT NULL, abstained INTEGER NOT NULL, citations TEXT NOT NULL, "
+            "created_at REAL NOT NULL)"
+        )
+        self._conn.execute("CREATE INDEX IF NOT EXISTS answers_conv ON answers(conversation_id)")
+        self._conn.execute(f"PRAGMA user_version={self.FORMAT_VERSION}")
+
+    def record(self, answer: Answer) -> None:
+        """Store an answer under its ``answer_id``."""
+        cites = [
+            {"path": str(answer.sources[c.source].path), "start": c.start, "end": c.end}
+            for c in answer.citations
+        ]
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    answer.answer_id,
+                    answer.conversation_id,
+                    answer.question,
+                    answer.retrieval_query,
+                    answer.text,
+                    int(answer.abstained),
+                    json.dumps(cites),
+                    time.time(),
+                ),
+            )
+
+    def last_turn(self, conversation_id: str) -> tuple[str, str] | None:
+        """(question, answer) of the conversation's latest turn; answer is "" if abstained."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT question, answer, abstained FROM answers WHERE conversation_id = ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), "" if row[2] else str(row[1])
+
+    def get(self, answer_id: str) -> dict[str, object] | None:
+        """The stored record of an answer, or None."""
+        with self._lock:
+            cur = self._conn.execute("SELECT * FROM answers WHERE answer_id = ?", (answer_id,))
+            row = cur.fetchone()
+            names = [d[0] for d in cur.description]
+        return dict(zip(names, row, strict=True)) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

