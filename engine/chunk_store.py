@@ -73,7 +73,9 @@ CREATE TABLE IF NOT EXISTS errors (
     path TEXT PRIMARY KEY,
     folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
     reason TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    size INTEGER,
+    mtime_ns INTEGER
 );
 """
 
@@ -419,12 +421,30 @@ class ChunkStore:
         return int(moved) + len(rows)
 
     # -- errors ------------------------------------------------------------------------------
-    def record_error(self, path: Path, folder_id: int | None, reason: str) -> None:
+    def record_error(
+        self,
+        path: Path,
+        folder_id: int | None,
+        reason: str,
+        *,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Remember why a path was skipped; with size and mtime, it is not retried until
+        the file changes (a damaged PDF is not parsed again at every start)."""
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO errors(path, folder_id, reason, at) VALUES (?, ?, ?, ?)",
-                (str(path), folder_id, reason, time.time()),
+                "INSERT OR REPLACE INTO errors(path, folder_id, reason, at, size, mtime_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (str(path), folder_id, reason, time.time(), size, mtime_ns),
             )
+
+    def failed_files(self, folder_id: int) -> dict[Path, tuple[int | None, int | None]]:
+        """Skipped paths of a folder with the (size, mtime_ns) they had when they failed."""
+        rows = self._conn().execute(
+            "SELECT path, size, mtime_ns FROM errors WHERE folder_id = ?", (folder_id,)
+        )
+        return {Path(r[0]): (r[1], r[2]) for r in rows}
 
     def clear_error(self, path: Path) -> None:
         with self.transaction() as conn:

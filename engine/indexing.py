@@ -111,13 +111,21 @@ class Indexer:
         for path, reason in report.problems:
             self.store.record_error(path, folder.id, reason)
         known = self.store.files_in_folder(folder.id)
+        failed = self.store.failed_files(folder.id)
         on_disk = {f.path: f for f in report.files}
         changed = [
             f
             for f in report.files
-            if (rec := known.get(f.path)) is None
-            or (rec.size, rec.mtime_ns) != (f.size, f.mtime_ns)
+            if failed.get(f.path) != (f.size, f.mtime_ns)
+            and (
+                (rec := known.get(f.path)) is None
+                or (rec.size, rec.mtime_ns) != (f.size, f.mtime_ns)
+            )
         ]
+        # Reasons for files that are gone from disk would only confuse.
+        problems = {path for path, _ in report.problems}
+        for path in set(failed) - set(on_disk) - problems:
+            self.store.clear_error(path)
         stats.files_seen = len(report.files)
         stats.files_skipped_unchanged = len(report.files) - len(changed)
         progress.begin(f"Indexing {folder.path}", total=len(changed))
@@ -207,17 +215,13 @@ class Indexer:
     def _prepare(self, folder_id: int, scanned: ScannedFile, stats: IndexStats) -> _Prepared | None:
         path = scanned.path
         if scanned.size > self.config.max_file_bytes:
-            self._fail(
-                path,
-                folder_id,
-                f"file is larger than {self.config.max_file_bytes // 2**20} MB",
-                stats,
-            )
+            limit = self.config.max_file_bytes // 2**20
+            self._fail(scanned, folder_id, f"file is larger than {limit} MB", stats)
             return None
         try:
             data = path.read_bytes()
         except OSError as exc:
-            self._fail(path, folder_id, f"cannot read: {exc.strerror or exc}", stats)
+            self._fail(scanned, folder_id, f"cannot read: {exc.strerror or exc}", stats)
             return None
         content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
         record = self.store.get_file(path)
@@ -231,7 +235,7 @@ class Indexer:
         try:
             document = parse_bytes(path, data)
         except ParseError as exc:
-            self._fail(path, folder_id, exc.reason, stats)
+            self._fail(scanned, folder_id, exc.reason, stats)
             return None
         cfg = self.config
         chunks = split_document(
@@ -341,9 +345,11 @@ class Indexer:
             self.index.remove(np.asarray(ids, dtype=np.uint64))
             self._on_index_changed()
 
-    def _fail(self, path: Path, folder_id: int, reason: str, stats: IndexStats) -> None:
-        log.info("skipped %s: %s", path, reason)
-        self.store.record_error(path, folder_id, reason)
+    def _fail(self, scanned: ScannedFile, folder_id: int, reason: str, stats: IndexStats) -> None:
+        log.info("skipped %s: %s", scanned.path, reason)
+        self.store.record_error(
+            scanned.path, folder_id, reason, size=scanned.size, mtime_ns=scanned.mtime_ns
+        )
         stats.files_failed += 1
 
     # -- crash repair ----------------------------------------------------------------------

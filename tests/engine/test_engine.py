@@ -108,6 +108,16 @@ def test_unreadable_files_are_reported_and_do_not_stop_the_rest(
     assert status.files == len(names) and status.chunks == status.vectors > 0
     assert status.folders[0].state == "ready" and status.folders[0].errors
 
+    # An unchanged broken file is not parsed again; once deleted, its reason goes too.
+    failed = engine.totals.files_failed
+    engine.resync()
+    assert engine.wait_until_idle(60)
+    assert engine.totals.files_failed == failed
+    (folder / "broken.pdf").unlink()
+    engine.resync()
+    assert engine.wait_until_idle(60)
+    assert "broken.pdf" not in {e.path.name for e in engine.status().errors}
+
 
 def test_only_changed_chunks_are_reembedded(engine: Engine, tmp_path: Path) -> None:
     folder = tmp_path / "long"
@@ -192,7 +202,9 @@ def test_a_lost_or_corrupt_vector_index_is_rebuilt_from_stored_text(
         assert [h.chunk_id for h in eng.search("reset the router", limit=3)] == [
             h.chunk_id for h in expected
         ]
-        assert eng.last_stats.files_skipped_unchanged == status.files  # nothing re-parsed
+        # Nothing was parsed again, not even the files that failed before.
+        assert (eng.last_stats.files_indexed, eng.last_stats.files_failed) == (0, 0)
+        assert eng.last_stats.files_skipped_unchanged == eng.last_stats.files_seen
 
 
 def test_files_over_the_size_limit_are_skipped_with_a_reason(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
