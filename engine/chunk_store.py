@@ -164,7 +164,6 @@ class ChunkStore:
         self.path = path
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._pool: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._write_lock = threading.RLock()
         try:
@@ -182,36 +181,18 @@ class ChunkStore:
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        """This thread's connection (the writer's, or a long-lived reader's)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn
-        return conn
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
-        with self._connections_lock:
-            self._connections.append(conn)
-        return conn
-
-    @contextmanager
-    def _pooled(self) -> Iterator[sqlite3.Connection]:
-        """A reader connection for short-lived threads, returned to a pool after use."""
-        with self._connections_lock:
-            conn = self._pool.pop() if self._pool else None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-        finally:
             with self._connections_lock:
-                self._pool.append(conn)
+                self._connections.append(conn)
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -231,7 +212,6 @@ class ChunkStore:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
-            self._pool.clear()
         self._local = threading.local()
 
     # -- meta --------------------------------------------------------------------------------
@@ -544,12 +524,15 @@ class ChunkStore:
         match = fts_query(query)
         if not match or limit <= 0:
             return []
-        with self._pooled() as conn:  # searches call this from short-lived threads
-            rows = conn.execute(
+        rows = (
+            self._conn()
+            .execute(
                 "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts"
                 " WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
                 (match, limit),
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return [(int(r[0]), -float(r[1])) for r in rows]
 
 

@@ -12,8 +12,7 @@ different passages.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -124,18 +123,13 @@ def search(
     depth = max(candidates, limit * 3)
     similarity: dict[int, float] = {}
     bm25: dict[int, float] = {}
-    keyword: _Background | None = None
-    if mode in (SearchMode.HYBRID, SearchMode.BM25):
-        # BM25 runs in SQLite and the query embedding in torch, both without the GIL:
-        # side by side they cost the slower of the two, not their sum.
-        keyword = _Background(lambda: dict(store.bm25_search(query, depth)))
     rankings: list[list[int]] = []
     if mode in (SearchMode.HYBRID, SearchMode.DENSE):
         keys, sims = index.search(embedder.embed_query(query), depth)
         similarity = {int(k): float(s) for k, s in zip(keys, sims, strict=True)}
         rankings.append(list(similarity))
-    if keyword is not None:
-        bm25 = keyword.result()
+    if mode in (SearchMode.HYBRID, SearchMode.BM25):
+        bm25 = dict(store.bm25_search(query, depth))
         rankings.append(list(bm25))
     if fusion == "rrf":
         fused = fuse_ranks(rankings, k=rrf_k)
@@ -148,29 +142,6 @@ def search(
     ranked = [(records[key], score) for key, score in fused if key in records]
     hits = _merge(ranked, similarity, bm25)
     return hits[:limit]
-
-
-class _Background:
-    """Run one function on a short-lived thread; ``result()`` joins it and re-raises."""
-
-    def __init__(self, fn: Callable[[], dict[int, float]]) -> None:
-        self._fn = fn
-        self._value: dict[int, float] = {}
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="kenning-bm25", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._fn()
-        except BaseException as exc:  # handed to the caller's thread
-            self._error = exc
-
-    def result(self) -> dict[int, float]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _merge(
