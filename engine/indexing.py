@@ -93,7 +93,6 @@ class Indexer:
         self._embedder = embedder
         self.config = config
         self._on_index_changed = on_index_changed
-        self.totals = IndexStats()
 
     @property
     def embedder(self) -> Embedder:
@@ -136,7 +135,6 @@ class Indexer:
         for path in sorted(gone):
             self._delete(path, stats)
         self.store.mark_folder_synced(folder.id)
-        self.totals.add(stats)
         return stats
 
     def remove_folder(self, folder: FolderRecord) -> int:
