@@ -1,23 +1,31 @@
 """The one object between the window and the engine.
 
-:class:`EngineBridge` lives on the GUI thread and owns a worker :class:`QThread`.
-The engine is created on that thread (opening the store and loading the model
-can take seconds; the window is already on screen), every facade call runs
-there, and each result comes back to the GUI thread as a ``sig_...`` signal.
-The GUI thread never waits on the engine, except in :meth:`EngineBridge.shutdown`.
+:class:`EngineBridge` lives on the GUI thread and owns worker :class:`QThread` s.
+The engine is created on the first (opening the store and loading the model can
+take seconds; the window is already on screen), and each result comes back to the
+GUI thread as a ``sig_...`` signal. The GUI thread never waits on the engine,
+except in :meth:`EngineBridge.shutdown`.
+
+Calls run on one of three lanes, so a slow call never holds up an unrelated one:
+``index`` (folders, searches, status polls: the thread that owns the engine),
+``answer`` (``Engine.ask``, seconds of generation) and ``side`` (parsing a file
+for the viewer, conversations, corrections). The engine allows this: searches and
+asks run on the caller's thread beside its own writer, with a SQLite connection
+per thread.
 
 This is the only module of ``desktop_app`` that imports ``engine``; widgets see
-plain result objects (``Hit``, ``Status``) and never call the engine.
+plain result objects (``Hit``, ``Answer``, ``Status``) and never call the engine.
 
-A call is a :class:`_Job`: a function of the engine run on the worker, a
-callback for its result, and optionally one for values it yields while it runs
-(streamed answer tokens, later), all delivered on the GUI thread.
+A call is a :class:`_Job`: a function of the engine run on a lane, a callback for
+its result, and optionally one for values it yields while it runs (streamed
+answer tokens), all delivered on the GUI thread.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,12 +36,28 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 if TYPE_CHECKING:
     from engine import Engine, EngineConfig
+    from engine.answer_log import AnswerLog
     from engine.embedding import Embedder
+    from engine.generation import Generator
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_MS = 500  # how often the folders panel and status bar refresh
 SEARCH_LIMIT = 20  # passages shown per search
+LANES = ("index", "answer", "side")
+
+# Learning calls the engine gains with the corrections work (issue 5); until a
+# method exists the bridge says so in words instead of failing with AttributeError.
+LEARNING_METHODS = (
+    "record_correction",
+    "rate_source",
+    "corrections",
+    "forget_correction",
+    "adapter_status",
+    "adapter_versions",
+    "rollback_adapter",
+    "consolidate",
+)
 
 
 def default_data_dir() -> Path:
@@ -46,16 +70,22 @@ def default_data_dir() -> Path:
 Report = Callable[[Any], None]
 
 
+class AnswerStopped(Exception):
+    """Raised inside the token callback to abandon an answer the person stopped."""
+
+
 @dataclass(eq=False)
 class _Job:
-    """One facade call: ``run(engine, report)`` on the worker, callbacks on the GUI thread.
+    """One facade call: ``run(engine, report)`` on a lane, callbacks on the GUI thread.
 
     Args:
         title: What the dialog says failed ("Could not add the folder").
-        run: Runs on the worker thread; ``report(value)`` streams a value to ``on_yield``.
+        run: Runs on the lane's thread; ``report(value)`` streams a value to ``on_yield``.
         on_result: Gets the return value, on the GUI thread.
         on_yield: Gets each reported value, on the GUI thread.
         quiet: Log failures; tell the person only the first time in a row (status polls).
+        lane: Which worker thread runs it (see the module docstring).
+        on_error: Called on the GUI thread when it fails, before the error dialog.
     """
 
     title: str
@@ -63,54 +93,86 @@ class _Job:
     on_result: Callable[[Any], None] | None = None
     on_yield: Callable[[Any], None] | None = None
     quiet: bool = False
+    lane: str = "index"
+    on_error: Callable[[], None] | None = None
 
 
-class _EngineWorker(QObject):
-    """Lives on the worker thread: creates the engine, runs jobs, closes it."""
+class _Runner(QObject):
+    """Runs jobs on its thread against the engine ``owner`` holds."""
 
-    sig_started = Signal()
-    sig_start_failed = Signal(str, str)  # message, details
     sig_yielded = Signal(object, object)  # job, value
     sig_returned = Signal(object, object)  # job, result
     sig_errored = Signal(object, str, str)  # job, message, details
 
-    def __init__(
-        self, data_dir: Path, config: EngineConfig | None, embedder: Embedder | None
-    ) -> None:
+    def __init__(self, owner: _EngineWorker | None = None) -> None:
         super().__init__()
-        self._data_dir = data_dir
-        self._config = config
-        self._embedder = embedder
-        self.engine: Engine | None = None  # read from the GUI thread only to cancel
-        self._start_failure: tuple[str, str] | None = None
+        self._owner = owner
 
-    @Slot()
-    def start(self) -> None:
-        try:
-            from engine import Engine
+    def _engine(self) -> Engine | None:
+        return self._owner.engine if self._owner is not None else None
 
-            self.engine = Engine(self._data_dir, self._config, embedder=self._embedder)
-        except Exception as exc:
-            log.exception("could not start the engine")
-            self._start_failure = _describe(exc, "starting Kenning")
-            self.sig_start_failed.emit(*self._start_failure)
-            return
-        self.sig_started.emit()
+    def _failure(self) -> tuple[str, str]:
+        failure = self._owner.start_failure if self._owner is not None else None
+        return failure or ("", "")
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
-        if self.engine is None:
-            message, details = self._start_failure or ("", "")
+        engine = self._engine()
+        if engine is None:
+            message, details = self._failure() or ("", "")
             self.sig_errored.emit(job, f"Kenning did not start. {message}".strip(), details)
             return
         try:
-            result = job.run(self.engine, lambda value: self.sig_yielded.emit(job, value))
+            result = job.run(engine, lambda value: self.sig_yielded.emit(job, value))
         except Exception as exc:
             if not job.quiet:
                 log.exception("%s", job.title)
             self.sig_errored.emit(job, *_describe(exc, job.title.lower()))
             return
         self.sig_returned.emit(job, result)
+
+
+class _EngineWorker(_Runner):
+    """The ``index`` lane: creates the engine, runs jobs, closes it."""
+
+    sig_started = Signal()
+    sig_start_failed = Signal(str, str)  # message, details
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: EngineConfig | None,
+        embedder: Embedder | None,
+        generator: Generator | None,
+    ) -> None:
+        super().__init__(None)
+        self._data_dir = data_dir
+        self._config = config
+        self._embedder = embedder
+        self._generator = generator
+        self.engine: Engine | None = None  # read from other threads: cancel, other lanes
+        self.start_failure: tuple[str, str] | None = None
+
+    def _engine(self) -> Engine | None:
+        return self.engine
+
+    def _failure(self) -> tuple[str, str]:
+        return self.start_failure or ("", "")
+
+    @Slot()
+    def start(self) -> None:
+        try:
+            from engine import Engine
+
+            self.engine = Engine(
+                self._data_dir, self._config, embedder=self._embedder, generator=self._generator
+            )
+        except Exception as exc:
+            log.exception("could not start the engine")
+            self.start_failure = _describe(exc, "starting Kenning")
+            self.sig_start_failed.emit(*self.start_failure)
+            return
+        self.sig_started.emit()
 
     @Slot()
     def close(self) -> None:
@@ -139,6 +201,19 @@ def _describe(exc: BaseException, doing: str) -> tuple[str, str]:
     )
 
 
+def _learning(engine: Engine, name: str) -> Callable[..., Any]:
+    """The engine's learning method ``name``, or a readable error if this build lacks it."""
+    from engine import EngineError
+
+    method = getattr(engine, name, None)
+    if method is None:
+        raise EngineError(
+            "Learning from corrections is not available in this version of Kenning yet "
+            f"(the engine has no {name})."
+        )
+    return method  # type: ignore[no-any-return]
+
+
 class EngineBridge(QObject):
     """Runs engine calls off the GUI thread and re-emits their results as signals.
 
@@ -146,6 +221,7 @@ class EngineBridge(QObject):
         data_dir: The engine's data dir.
         config: Engine settings; None for the defaults.
         embedder: An already loaded embedder to share (tests).
+        generator: An already loaded answer model to share (tests).
         poll_status: Refresh ``sig_status`` every :data:`STATUS_INTERVAL_MS`.
 
     Call :meth:`start` once the window is up, and :meth:`shutdown` before quitting.
@@ -157,9 +233,19 @@ class EngineBridge(QObject):
     sig_error = Signal(str, str, str)  # title, message, details
     sig_folder_added = Signal(str)
     sig_folder_removed = Signal(str)
+    sig_answer_started = Signal(int, str)  # ask id, question
+    sig_answer_token = Signal(int, str)  # ask id, piece of text
+    sig_answer_done = Signal(int, object, object)  # ask id, Answer, {source: line}
+    sig_answer_ended = Signal(int)  # ask id: finished, failed or stopped (buttons reset)
+    sig_document = Signal(str, object)  # path, ParsedDocument
+    sig_conversations = Signal(object)  # list[dict]: id, question, created_at, turns
+    sig_conversation = Signal(str, object)  # conversation id, list[dict] turns
+    sig_correction_saved = Signal(str)  # question
+    sig_corrections = Signal(object)  # list[Correction]
+    sig_learning = Signal(object)  # dict: status, versions (None where unavailable)
+    sig_rated = Signal(int, bool)  # chunk id, helpful
 
     _sig_start = Signal()
-    _sig_submit = Signal(object)
     _sig_close = Signal()
 
     def __init__(
@@ -168,40 +254,71 @@ class EngineBridge(QObject):
         config: EngineConfig | None = None,
         *,
         embedder: Embedder | None = None,
+        generator: Generator | None = None,
         poll_status: bool = True,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.data_dir = Path(data_dir)
-        self._thread = QThread()
-        self._thread.setObjectName("kenning-bridge")
-        self._worker = _EngineWorker(self.data_dir, config, embedder)
-        self._worker.moveToThread(self._thread)
-        self._sig_start.connect(self._worker.start)
-        self._sig_submit.connect(self._worker.run_job)
-        self._sig_close.connect(self._worker.close)
-        self._worker.sig_started.connect(self._on_started)
-        self._worker.sig_start_failed.connect(self._on_start_failed)
-        self._worker.sig_yielded.connect(self._on_yielded)
-        self._worker.sig_returned.connect(self._on_returned)
-        self._worker.sig_errored.connect(self._on_errored)
+        self.config = config
+        self._embedder = embedder
+        self._generator = generator
         self._search_ids = itertools.count(1)
+        self._ask_ids = itertools.count(1)
         self._latest_search = 0
+        self._stops: dict[int, threading.Event] = {}
         self._status_pending = False
         self._quiet_failing = False
         self._ready = False
         self._closed = False
+        self._restarting = False
+        self._held: list[_Job] = []  # jobs for lanes that wait on the engine to start
+        self._answer_log: AnswerLog | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(STATUS_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh_status)
         self._poll_status = poll_status
+        self._threads: dict[str, QThread] = {}
+        self._runners: dict[str, _Runner] = {}
+        self._dispatch: dict[str, _Dispatch] = {}
+        self._make_lanes()
+
+    def _make_lanes(self) -> None:
+        worker = _EngineWorker(self.data_dir, self.config, self._embedder, self._generator)
+        self._worker = worker
+        self._runners = {"index": worker}
+        for lane in LANES[1:]:
+            self._runners[lane] = _Runner(worker)
+        for lane, runner in self._runners.items():
+            thread = QThread()
+            thread.setObjectName(f"kenning-{lane}")
+            runner.moveToThread(thread)
+            runner.sig_yielded.connect(self._on_yielded)
+            runner.sig_returned.connect(self._on_returned)
+            runner.sig_errored.connect(self._on_errored)
+            dispatch = _Dispatch(self)
+            dispatch.sig_submit.connect(runner.run_job)
+            self._dispatch[lane] = dispatch
+            self._threads[lane] = thread
+        self._sig_start.connect(worker.start)
+        self._sig_close.connect(worker.close)
+        worker.sig_started.connect(self._on_started)
+        worker.sig_start_failed.connect(self._on_start_failed)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker thread and create the engine on it; returns at once."""
-        if self._thread.isRunning() or self._closed:
+        """Start the worker threads and create the engine; returns at once.
+
+        The engine package is imported here, on the GUI thread (~0.2 s): PySide6
+        6.12's import hook crashed the process ("none_dealloc") when a worker
+        thread imported it while the GUI thread ran Python slots.
+        """
+        if self._threads["index"].isRunning() or self._closed:
             return
-        self._thread.start()
+        import engine  # noqa: F401
+
+        for thread in self._threads.values():
+            thread.start()
         self._sig_start.emit()
 
     @property
@@ -209,17 +326,46 @@ class EngineBridge(QObject):
         return self._ready
 
     def shutdown(self) -> None:
-        """Stop indexing, close the engine on its thread and join the thread."""
+        """Stop indexing and answers, close the engine on its thread and join the threads."""
         if self._closed:
             return
         self._closed = True
         self._timer.stop()
-        if self._thread.isRunning():
-            self.cancel()  # the running job stops at its next step instead of finishing
-            self._sig_close.emit()
-            self._thread.wait()
+        self._stop_lanes()
 
-    # -- requests ------------------------------------------------------------------------
+    def _stop_lanes(self) -> None:
+        for stop in self._stops.values():
+            stop.set()  # a streaming answer gives up at its next token
+        if not self._threads["index"].isRunning():
+            return
+        self.cancel()  # the running job stops at its next step instead of finishing
+        for lane in LANES[1:]:
+            self._threads[lane].quit()
+            self._threads[lane].wait()
+        if self._answer_log is not None:
+            self._answer_log.close()
+            self._answer_log = None
+        self._sig_close.emit()
+        self._threads["index"].wait()
+
+    def restart(self, config: EngineConfig | None, data_dir: Path | str | None = None) -> None:
+        """Close the engine and open a new one with ``config`` (and ``data_dir``).
+
+        Waits for the running calls to finish (an answer in progress is stopped),
+        so call it when the person saved new settings, not in a loop.
+        """
+        if self._closed:
+            return
+        self._timer.stop()
+        self._ready = False
+        self._stop_lanes()
+        self.config = config
+        if data_dir is not None:
+            self.data_dir = Path(data_dir)
+        self._make_lanes()
+        self.start()
+
+    # -- requests: folders and search --------------------------------------------------
     def search(self, query: str) -> None:
         """Search; ``sig_search_results(query, hits)`` follows unless a newer search
         replaces this one before it starts."""
@@ -262,6 +408,23 @@ class EngineBridge(QObject):
             _Job("Could not remove the folder", lambda e, _r: e.remove_folder(folder), done)
         )
 
+    def reindex(self) -> None:
+        """Index every folder again from scratch, in the background.
+
+        For settings that make the stored chunks or vectors stale (embedding
+        model, chunk size, ignore patterns): each folder is removed and added
+        again, queued on the engine's writer in that order.
+        """
+
+        def run(engine: Engine, _report: Report) -> Any:
+            folders = [folder.path for folder in engine.status().folders]
+            for folder in folders:
+                engine.remove_folder(folder)
+                engine.add_folder(folder)
+            return len(folders)
+
+        self._submit(_Job("Could not re-index", run, lambda _n: self.refresh_status()))
+
     def cancel(self) -> None:
         """Stop the running indexing job and drop the queued ones.
 
@@ -280,13 +443,207 @@ class EngineBridge(QObject):
         self._status_pending = True
         self._submit(_Job("Could not read the index status", _status, self._on_status, quiet=True))
 
+    # -- requests: answers ---------------------------------------------------------------
+    def ask(self, question: str, conversation_id: str | None = None) -> int:
+        """Answer ``question``; returns its ask id at once.
+
+        ``sig_answer_started``, then ``sig_answer_token`` per piece of text, then
+        ``sig_answer_done(id, Answer)`` follow, and ``sig_answer_ended(id)`` in every
+        case (also after a failure or :meth:`stop_answer`).
+        """
+        ask_id = next(self._ask_ids)
+        stop = threading.Event()
+        self._stops[ask_id] = stop
+
+        def on_token(piece: str, report: Report) -> None:
+            if stop.is_set():
+                raise AnswerStopped
+            report(piece)
+
+        def run(engine: Engine, report: Report) -> Any:
+            if stop.is_set():
+                return None
+            try:
+                answer = engine.ask(
+                    question,
+                    on_token=lambda piece: on_token(piece, report),
+                    conversation_id=conversation_id,
+                )
+            except AnswerStopped:
+                return None
+            return answer, _source_lines(engine, answer.sources)
+
+        def token(piece: Any) -> None:
+            if not stop.is_set():
+                self.sig_answer_token.emit(ask_id, str(piece))
+
+        def done(result: Any) -> None:
+            if self._stops.pop(ask_id, None) is None:
+                return  # stopped: sig_answer_ended went out then
+            if result is not None:
+                self.sig_answer_done.emit(ask_id, *result)
+            self.sig_answer_ended.emit(ask_id)
+
+        def failed() -> None:
+            if self._stops.pop(ask_id, None) is not None:
+                self.sig_answer_ended.emit(ask_id)
+
+        self.sig_answer_started.emit(ask_id, question)
+        self._submit(_Job("Could not answer", run, done, token, lane="answer", on_error=failed))
+        return ask_id
+
+    def stop_answer(self, ask_id: int | None = None) -> None:
+        """Stop an answer (the latest one by default): no more tokens are shown.
+
+        Generation stops at the next token the model produces; the extractive
+        answer hands over its text in one piece at the end, so there it is only
+        discarded. ``sig_answer_ended`` follows at once.
+        """
+        ids = [ask_id] if ask_id is not None else list(self._stops)
+        for key in ids:
+            stop = self._stops.pop(key, None)
+            if stop is not None:
+                stop.set()
+                self.sig_answer_ended.emit(key)
+
+    def load_document(self, path: Path | str) -> None:
+        """Parse a file for the viewer; ``sig_document(path, ParsedDocument)`` follows."""
+        target = str(path)
+
+        def run(engine: Engine, _report: Report) -> Any:
+            from engine.parsing import parse_file
+
+            return parse_file(Path(target), max_bytes=engine.config.max_file_bytes)
+
+        self._submit(
+            _Job(
+                "Could not open the file",
+                run,
+                lambda doc: self.sig_document.emit(target, doc),
+                lane="side",
+            )
+        )
+
+    def list_conversations(self) -> None:
+        """``sig_conversations`` with every conversation, the latest first."""
+        self._submit(
+            _Job(
+                "Could not read the conversations",
+                lambda e, _r: self._answers(e).conversations(),
+                self.sig_conversations.emit,
+                lane="side",
+            )
+        )
+
+    def load_conversation(self, conversation_id: str) -> None:
+        """``sig_conversation(id, turns)`` with the turns of one conversation, oldest first."""
+        self._submit(
+            _Job(
+                "Could not open the conversation",
+                lambda e, _r: self._answers(e).turns(conversation_id),
+                lambda turns: self.sig_conversation.emit(conversation_id, turns),
+                lane="side",
+            )
+        )
+
+    def _answers(self, engine: Engine) -> AnswerLog:
+        """A reader of the engine's answer log (its own connection, on the side lane)."""
+        if self._answer_log is None:
+            from engine.answer_log import AnswerLog
+            from engine.engine import ANSWERS_FILE
+
+            self._answer_log = AnswerLog(engine.data_dir / ANSWERS_FILE)
+        return self._answer_log
+
+    # -- requests: learning --------------------------------------------------------------
+    def record_correction(self, question: str, answer: str, answer_id: str | None) -> None:
+        """Teach the engine the right answer; ``sig_correction_saved(question)`` follows."""
+
+        def run(engine: Engine, _report: Report) -> Any:
+            return _learning(engine, "record_correction")(question, answer, answer_id=answer_id)
+
+        def done(_result: Any) -> None:
+            self.sig_correction_saved.emit(question)
+            self.list_corrections()
+
+        self._submit(_Job("Could not save the correction", run, done, lane="side"))
+
+    def rate_source(self, answer_id: str, chunk_id: int, helpful: bool) -> None:
+        """Record a thumbs up or down for a source of an answer."""
+
+        def run(engine: Engine, _report: Report) -> Any:
+            return _learning(engine, "rate_source")(answer_id, chunk_id, helpful)
+
+        self._submit(
+            _Job(
+                "Could not save the rating",
+                run,
+                lambda _r: self.sig_rated.emit(chunk_id, helpful),
+                lane="side",
+            )
+        )
+
+    def list_corrections(self) -> None:
+        """``sig_corrections`` with every correction, and ``sig_learning`` with the adapter."""
+        self._submit(
+            _Job(
+                "Could not read what Kenning has learned",
+                lambda e, _r: list(_learning(e, "corrections")()),
+                self.sig_corrections.emit,
+                lane="side",
+            )
+        )
+        self.refresh_learning()
+
+    def refresh_learning(self) -> None:
+        """``sig_learning`` with the adapter's state and versions (None where unavailable)."""
+
+        def run(engine: Engine, _report: Report) -> Any:
+            status = getattr(engine, "adapter_status", None)
+            versions = getattr(engine, "adapter_versions", None)
+            return {
+                "status": status() if status is not None else None,
+                "versions": list(versions()) if versions is not None else None,
+            }
+
+        self._submit(
+            _Job("Could not read the adapter state", run, self.sig_learning.emit, lane="side")
+        )
+
+    def forget_correction(self, correction_id: Any) -> None:
+        """Forget (or undo forgetting, as the engine defines it) one correction."""
+        self._learning_then_list(
+            "Could not forget the correction", "forget_correction", correction_id
+        )
+
+    def rollback_adapter(self, version: Any) -> None:
+        """Go back to an earlier adapter version."""
+        self._learning_then_list("Could not roll back", "rollback_adapter", version)
+
+    def consolidate(self) -> None:
+        """Train the adapter on the corrections now (in the engine's background)."""
+        self._learning_then_list("Could not start training", "consolidate")
+
+    def _learning_then_list(self, title: str, name: str, *args: Any) -> None:
+        self._submit(
+            _Job(
+                title,
+                lambda e, _r: _learning(e, name)(*args),
+                lambda _r: self.list_corrections(),
+                lane="side",
+            )
+        )
+
     # -- plumbing ------------------------------------------------------------------------
     def _submit(self, job: _Job) -> None:
         if self._closed:
             return
-        if not self._thread.isRunning():
+        if not self._threads["index"].isRunning():
             self.start()
-        self._sig_submit.emit(job)
+        if job.lane != "index" and not self._ready:
+            self._held.append(job)  # other lanes need the engine the index lane creates
+            return
+        self._dispatch[job.lane].sig_submit.emit(job)
 
     @Slot()
     def _on_started(self) -> None:
@@ -294,14 +651,22 @@ class EngineBridge(QObject):
             return
         self._ready = True
         self.sig_ready.emit()
+        held, self._held = self._held, []
+        for job in held:
+            self._dispatch[job.lane].sig_submit.emit(job)
         if self._poll_status:
             self._timer.start()
         self.refresh_status()
 
     @Slot(str, str)
     def _on_start_failed(self, message: str, details: str) -> None:
-        if not self._closed:
-            self.sig_error.emit("Kenning could not start", message, details)
+        if self._closed:
+            return
+        self._ready = False
+        held, self._held = self._held, []
+        for job in held:
+            self._dispatch["index"].sig_submit.emit(job)  # each fails with "Kenning did not start"
+        self.sig_error.emit("Kenning could not start", message, details)
 
     def _on_status(self, status: Any) -> None:
         self._status_pending = False
@@ -324,12 +689,60 @@ class EngineBridge(QObject):
             self._status_pending = False
         if self._closed:
             return
+        if job.on_error is not None:
+            job.on_error()
         if job.quiet:
             if self._quiet_failing:
                 log.debug("%s: %s", job.title, message)
                 return
             self._quiet_failing = True
         self.sig_error.emit(job.title, message, details)
+
+
+class _Dispatch(QObject):
+    """Lives on the GUI thread; its signal queues a job on one runner's thread."""
+
+    sig_submit = Signal(object)
+
+
+def _source_lines(engine: Engine, hits: list[Any]) -> dict[int, int]:
+    """Line numbers of unpaged sources, for "line 12" on their cards.
+
+    Parses each file again (they are few and small next to generating the
+    answer); a file that cannot be read just gets no line number.
+    """
+    from engine.parsing import parse_file
+
+    lines: dict[int, int] = {}
+    for i, hit in enumerate(hits):
+        if hit.page is not None:
+            continue
+        try:
+            text = parse_file(Path(hit.path), max_bytes=engine.config.max_file_bytes).text
+        except Exception:
+            continue
+        lines[i] = text.count("\n", 0, hit.start) + 1
+    return lines
+
+
+def load_settings(path: Path | None = None) -> EngineConfig:
+    """The saved engine settings (defaults if none were saved)."""
+    from engine.config import load_config
+
+    return load_config(path)
+
+
+def save_settings(config: EngineConfig, path: Path | None = None) -> None:
+    """Save engine settings atomically where :func:`load_settings` reads them."""
+    from engine.config import save_config
+
+    save_config(config, path)
+
+
+def default_settings() -> EngineConfig:
+    from engine import EngineConfig
+
+    return EngineConfig()
 
 
 def _status(engine: Engine, _report: Report) -> Any:

@@ -1,4 +1,4 @@
-"""Kenning's main window: search, results, folders and indexing progress.
+"""Kenning's main window: ask, search, sources, folders, learning and indexing progress.
 
 The window wires widgets to the :class:`~desktop_app.bridge.EngineBridge`:
 widgets emit requests, the window hands them to the bridge, and the bridge's
@@ -8,6 +8,7 @@ widgets emit requests, the window hands them to the bridge, and the bridge's
 from __future__ import annotations
 
 import html
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtGui import QKeySequence as Keys
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -24,18 +26,27 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop_app import bridge as bridge_module
 from desktop_app.bridge import EngineBridge
 from desktop_app.error_dialog import ErrorDialog
+from desktop_app.widgets.ask import Turn
+from desktop_app.widgets.ask_page import AskPage
 from desktop_app.widgets.folders import FoldersPanel
+from desktop_app.widgets.learned import CorrectionDialog, LearnedDialog
 from desktop_app.widgets.progress import IndexingProgress
 from desktop_app.widgets.results import PassagePreview, ResultsView
+from desktop_app.widgets.settings import SettingsDialog, changed_fields, needs_reindex
+from desktop_app.widgets.viewer import DocumentViewer
+from desktop_app.widgets.welcome import SAMPLE_NOTES, WelcomePage
 
 SEARCH_DEBOUNCE_MS = 350  # search as you type once typing pauses this long
 MIN_LIVE_QUERY = 3  # shorter queries search only on Enter
+LEARNING_POLL_MS = 2000  # adapter progress refresh while the learned view is open
 
 
 class MainWindow(QMainWindow):
@@ -44,19 +55,39 @@ class MainWindow(QMainWindow):
     Args:
         bridge: The engine bridge; the window starts it once shown, never shuts it down.
         settings: Where geometry and layout are remembered; the app's QSettings by default.
+        config_path: Where the settings dialog saves engine settings; the user's
+            config file by default.
     """
 
-    def __init__(self, bridge: EngineBridge, settings: QSettings | None = None) -> None:
+    def __init__(
+        self,
+        bridge: EngineBridge,
+        settings: QSettings | None = None,
+        *,
+        config_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.bridge = bridge
         self.settings = settings if settings is not None else QSettings()
+        self.config_path = config_path
         self.setWindowTitle("Kenning")
         self.setAcceptDrops(True)
         self._has_folders = False
+        self._status_seen = False
         self._query = ""
         self._error_shown: tuple[str, str] | None = None
+        self._ask_id: int | None = None
+        self.conversation_id: str | None = None
+        self._view_request: tuple[str, tuple[int, int] | None] | None = None
+        self.correction_dialog: CorrectionDialog | None = None
+        self.learned = LearnedDialog(self)
+        self.viewer = DocumentViewer(self)
+        self._learning_timer = QTimer(self, interval=LEARNING_POLL_MS)
+        self._learning_timer.timeout.connect(self._poll_learning)
 
         self._build_search()
+        self._build_ask()
+        self._build_central()
         self._build_folders_dock()
         self._build_status_bar()
         self._build_actions()
@@ -110,11 +141,53 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.hint)
         self.pages.addWidget(self.splitter)
 
+        self.search_page = QWidget(self)
+        layout = QVBoxLayout(self.search_page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search_box)
+        layout.addWidget(self.pages, 1)
+
+    def _build_ask(self) -> None:
+        self.ask_page = AskPage(self)
+        self.question_box = self.ask_page.question
+        self.transcript = self.ask_page.transcript
+        self.sources = self.ask_page.sources
+        self.question_box.sig_ask.connect(self.ask)
+        self.question_box.sig_stop.connect(self.stop_answer)
+        self.question_box.set_history(_strings(self.settings.value("ask/history")))
+        self.ask_page.correct_button.clicked.connect(self.open_correction)
+        self.ask_page.sig_new_conversation.connect(self.new_conversation)
+        self.ask_page.sig_conversation_chosen.connect(self.bridge.load_conversation)
+        self.transcript.sig_citation_clicked.connect(self._citation_clicked)
+        self.sources.sig_view.connect(self.view_source)
+        self.sources.sig_open.connect(self.open_file)
+        self.sources.sig_reveal.connect(self.reveal_file)
+        self.sources.sig_rate.connect(self._rate)
+        self.viewer.sig_open.connect(self.open_file)
+        self.viewer.sig_reveal.connect(self.reveal_file)
+        self.learned.sig_refresh.connect(self.bridge.list_corrections)
+        self.learned.sig_forget.connect(self.bridge.forget_correction)
+        self.learned.sig_undo.connect(
+            lambda c: self.bridge.record_correction(c.question, c.answer, c.answer_id)
+        )
+        self.learned.sig_rollback.connect(self.bridge.rollback_adapter)
+        self.learned.sig_consolidate.connect(self.bridge.consolidate)
+
+    def _build_central(self) -> None:
+        self.tabs = QTabWidget(self)
+        self.tabs.setAccessibleName("Ask or search")
+        self.tabs.addTab(self.ask_page, "&Ask")
+        self.tabs.addTab(self.search_page, "&Search")
+        self.welcome = WelcomePage(self)
+        self.welcome.sig_add_folder.connect(self.choose_folder)
+        self.welcome.sig_try_samples.connect(self.add_sample_notes)
+        self.main_pages = QStackedWidget(self)
+        self.main_pages.addWidget(self.tabs)
+        self.main_pages.addWidget(self.welcome)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 8, 8, 0)
-        layout.addWidget(self.search_box)
-        layout.addWidget(self.pages, 1)
+        layout.addWidget(self.main_pages, 1)
         self.setCentralWidget(central)
 
     def _build_folders_dock(self) -> None:
@@ -134,6 +207,9 @@ class MainWindow(QMainWindow):
         self.progress = IndexingProgress(self)
         self.progress.sig_cancel_requested.connect(self.bridge.cancel)
         self.statusBar().addWidget(self.progress, 1)
+        self.sync_label = QLabel(self)
+        self.sync_label.setAccessibleName("Live sync")
+        self.statusBar().addPermanentWidget(self.sync_label)
 
     def _build_actions(self) -> None:
         def action(text: str, shortcut: Keys | str | Keys.StandardKey, slot: Any) -> QAction:
@@ -144,15 +220,36 @@ class MainWindow(QMainWindow):
             return act
 
         self.add_action = action("&Add Folder…", Keys("Ctrl+O"), self.choose_folder)
+        self.samples_action = action("Try the &Sample Notes", "", self.add_sample_notes)
+        self.samples_action.setEnabled(SAMPLE_NOTES.is_dir())
+        self.settings_action = action(
+            "&Settings…", Keys.StandardKey.Preferences, self.open_settings
+        )
+        if self.settings_action.shortcut().isEmpty():
+            self.settings_action.setShortcut(Keys("Ctrl+,"))
         quit_action = action("&Quit", Keys.StandardKey.Quit, self.close)
         self.focus_action = action("&Find", Keys("Ctrl+L"), self.focus_search)
-        self.cancel_action = action("&Cancel Indexing", Keys("Esc"), self.bridge.cancel)
+        self.ask_action = action("As&k a Question", Keys("Ctrl+K"), self.focus_question)
+        self.new_action = action("&New Conversation", Keys("Ctrl+N"), self.new_conversation)
+        self.correct_action = action("&Correct This Answer…", Keys("Ctrl+E"), self.open_correction)
+        self.learned_action = action(
+            "What Kenning Has &Learned", Keys("Ctrl+Shift+L"), self.open_learned
+        )
+        self.cancel_action = action("&Stop / Cancel Indexing", Keys("Esc"), self.escape)
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.add_action)
+        file_menu.addAction(self.samples_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addAction(self.focus_action)
+        edit_menu.addAction(self.ask_action)
+        answer_menu = self.menuBar().addMenu("A&nswer")
+        answer_menu.addAction(self.new_action)
+        answer_menu.addAction(self.correct_action)
+        answer_menu.addAction(self.learned_action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.folders_dock.toggleViewAction())
         index_menu = self.menuBar().addMenu("&Index")
@@ -163,6 +260,22 @@ class MainWindow(QMainWindow):
         self.bridge.sig_status.connect(self.show_status)
         self.bridge.sig_search_results.connect(self.show_results)
         self.bridge.sig_error.connect(self.show_error)
+        self.bridge.sig_answer_token.connect(self._answer_token)
+        self.bridge.sig_answer_done.connect(self._answer_done)
+        self.bridge.sig_answer_ended.connect(self._answer_ended)
+        self.bridge.sig_document.connect(self._document_loaded)
+        self.bridge.sig_conversations.connect(self._show_conversations)
+        self.bridge.sig_conversation.connect(self._conversation_loaded)
+        self.bridge.sig_correction_saved.connect(self._correction_saved)
+        self.bridge.sig_corrections.connect(self.learned.show_corrections)
+        self.bridge.sig_learning.connect(self.learned.show_learning)
+        self.bridge.sig_rated.connect(
+            lambda _chunk, ok: self.progress.show_message(
+                "Thanks: Kenning will prefer passages like this"
+                if ok
+                else "Thanks: Kenning will rank this passage lower"
+            )
+        )
 
     # -- requests ------------------------------------------------------------------------
     def focus_search(self) -> None:
@@ -192,13 +305,217 @@ class MainWindow(QMainWindow):
         self.bridge.remove_folder(path)
 
     def open_file(self, path: str) -> None:
-        """Open a result in its default application (an internal viewer comes later)."""
+        """Open a file (or folder) in its default application."""
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
             self.show_error(
                 "Could not open the file",
                 f"No application opened {path}. It may have been moved or deleted.",
                 "",
             )
+
+    def reveal_file(self, path: str) -> None:
+        """Show the folder that holds ``path`` in the file manager."""
+        self.open_file(str(Path(path).parent))
+
+    # -- asking --------------------------------------------------------------------------
+    def focus_question(self) -> None:
+        self.tabs.setCurrentWidget(self.ask_page)
+        self.question_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def ask(self, question: str) -> None:
+        """Ask ``question`` in the current conversation; the answer streams into the transcript."""
+        question = question.strip()
+        if not question:
+            return
+        if self._ask_id is not None:
+            self.progress.show_message("Kenning is still answering: stop it with Esc first")
+            return
+        if self.conversation_id is None:
+            self.conversation_id = uuid.uuid4().hex
+        self.tabs.setCurrentWidget(self.ask_page)
+        self.transcript.add_turn(question)
+        self.sources.show_answer(None)
+        self.ask_page.set_asking(True)
+        self._ask_id = self.bridge.ask(question, self.conversation_id)
+        self.settings.setValue("ask/history", self.question_box.history)
+
+    def stop_answer(self) -> None:
+        """Stop the answer being written (Esc or Stop)."""
+        if self._ask_id is not None:
+            self.bridge.stop_answer(self._ask_id)
+
+    def escape(self) -> None:
+        """Esc: stop an answer if one is coming, else cancel indexing."""
+        if self._ask_id is not None:
+            self.stop_answer()
+        else:
+            self.bridge.cancel()
+
+    def new_conversation(self) -> None:
+        self.stop_answer()
+        self.conversation_id = None
+        self.transcript.set_turns([])
+        self.sources.show_answer(None)
+        self.ask_page.correct_button.setEnabled(False)
+        self.bridge.list_conversations()
+        self.focus_question()
+
+    def _answer_token(self, ask_id: int, piece: str) -> None:
+        if ask_id == self._ask_id:
+            self.transcript.append_token(piece)
+
+    def _answer_done(self, ask_id: int, answer: Any, lines: Any) -> None:
+        if ask_id != self._ask_id:
+            return
+        self.transcript.finish(answer)
+        self.sources.show_answer(answer, lines)
+        self.ask_page.correct_button.setEnabled(True)
+        seconds = answer.timings.get("total")
+        took = f" in {seconds:.1f} s" if seconds else ""
+        self.progress.show_message(
+            "Not found in your documents" if answer.abstained else f"Answered{took}"
+        )
+        self.bridge.list_conversations()
+
+    def _answer_ended(self, ask_id: int) -> None:
+        if ask_id != self._ask_id:
+            return
+        self._ask_id = None
+        turn = self.ask_page.last_turn()
+        if turn is not None and turn.state in ("asking", "streaming"):
+            self.transcript.end("stopped")
+            self.progress.show_message("Stopped")
+        self.ask_page.set_asking(False)
+        self.ask_page.correct_button.setEnabled(turn is not None and turn.state == "done")
+
+    def _show_conversations(self, entries: list[dict[str, Any]]) -> None:
+        self.ask_page.show_conversations(entries, self.conversation_id)
+
+    def _conversation_loaded(self, conversation_id: str, rows: list[dict[str, Any]]) -> None:
+        """Reopen a stored conversation; asking next continues it."""
+        self.stop_answer()
+        self.conversation_id = conversation_id
+        turns = [
+            Turn(
+                str(row["question"]),
+                str(row["answer"]),
+                state="done",
+                cited_paths=[str(c["path"]) for c in row.get("citations") or []],
+                answer_id=str(row["answer_id"]),
+                created_at=float(row["created_at"]),
+            )
+            for row in rows
+        ]
+        self.transcript.set_turns(turns)
+        self.sources.show_answer(None)
+        self.ask_page.correct_button.setEnabled(bool(turns))
+        self.bridge.list_conversations()
+
+    def _citation_clicked(self, turn_index: int, source: int) -> None:
+        turn = self.transcript.turns[turn_index]
+        if turn.answer is None:
+            return
+        if self.sources.answer is not turn.answer:
+            self.sources.show_answer(turn.answer)
+        self.sources.view(source)
+
+    # -- sources -------------------------------------------------------------------------
+    def view_source(self, hit: Any, span: tuple[int, int] | None) -> None:
+        """Open ``hit``'s file in the internal viewer at ``span`` (parsed off the GUI thread)."""
+        path = str(hit.path)
+        self._view_request = (path, span)
+        self.viewer.show_loading(path)
+        self.bridge.load_document(path)
+
+    def _document_loaded(self, path: str, document: Any) -> None:
+        if self._view_request is None or self._view_request[0] != path:
+            return
+        self.viewer.show_document(path, document, self._view_request[1])
+
+    def _rate(self, hit: Any, helpful: bool) -> None:
+        answer = self.sources.answer
+        if answer is not None:
+            self.bridge.rate_source(answer.answer_id, int(hit.chunk_id), helpful)
+
+    # -- correcting ----------------------------------------------------------------------
+    def open_correction(self) -> None:
+        """Open the last answer for editing; saving teaches Kenning the corrected answer."""
+        turn = self.ask_page.last_turn()
+        if turn is None or turn.state != "done":
+            return
+        dialog = CorrectionDialog(turn.question, turn.corrected or turn.text, self)
+        self.correction_dialog = dialog
+
+        def finished(result: int) -> None:
+            self.correction_dialog = None
+            if result == QDialog.DialogCode.Accepted and dialog.corrected:
+                turn.corrected = dialog.corrected
+                self.transcript.refresh()
+                self.bridge.record_correction(turn.question, dialog.corrected, turn.answer_id)
+            dialog.deleteLater()
+
+        dialog.finished.connect(finished)
+        dialog.open()
+
+    def _correction_saved(self, question: str) -> None:
+        self.progress.show_message(f"Kenning learned the answer to “{question}”")
+
+    def open_learned(self) -> None:
+        """Show what Kenning has learned: corrections and the adapter."""
+        self.learned.show()
+        self.learned.raise_()
+        self.bridge.list_corrections()
+        self._learning_timer.start()
+
+    def _poll_learning(self) -> None:
+        if self.learned.isVisible():
+            self.bridge.refresh_learning()
+        else:
+            self._learning_timer.stop()
+
+    # -- folders and settings ------------------------------------------------------------
+    def add_sample_notes(self) -> None:
+        """Index the sample notes that ship with Kenning."""
+        if SAMPLE_NOTES.is_dir():
+            self.add_folder(SAMPLE_NOTES)
+
+    def open_settings(self) -> None:
+        """Edit the engine settings; saving restarts the engine and re-indexes if needed."""
+        config = self.bridge.config or bridge_module.default_settings()
+        dialog = SettingsDialog(config, self.bridge.data_dir, self)
+
+        def finished(result: int) -> None:
+            dialog.deleteLater()
+            if result != QDialog.DialogCode.Accepted:
+                return
+            try:
+                new, data_dir = dialog.values()
+            except ValueError as exc:
+                self.show_error("Could not save the settings", str(exc), "")
+                return
+            self.apply_settings(config, new, data_dir)
+
+        dialog.finished.connect(finished)
+        dialog.open()
+
+    def apply_settings(self, old: Any, new: Any, data_dir: Path) -> None:
+        """Save ``new``; restart the engine if anything changed; re-index if needed."""
+        try:
+            bridge_module.save_settings(new, self.config_path)
+        except OSError as exc:
+            self.show_error("Could not save the settings", str(exc), "")
+            return
+        moved = data_dir != self.bridge.data_dir
+        if moved:
+            self.settings.setValue("engine/data_dir", str(data_dir))
+        if not changed_fields(old, new) and not moved:
+            return
+        self.progress.show_message("Restarting Kenning with the new settings…")
+        self._status_seen = False
+        self.bridge.restart(new, data_dir if moved else None)
+        if needs_reindex(old, new):
+            self.bridge.reindex()
+            self.progress.show_message("Re-indexing every folder with the new settings…")
 
     def _open_selected(self, *, folder: bool) -> None:
         hit = self.preview.hit
@@ -219,14 +536,31 @@ class MainWindow(QMainWindow):
     # -- rendering -----------------------------------------------------------------------
     def _engine_ready(self) -> None:
         self.progress.show_message("Ready")
+        self.bridge.list_conversations()
 
     def show_status(self, status: Any) -> None:
         self.folders.show_status(status)
         self.progress.show_status(status)
         has_folders = bool(status.folders)
-        if has_folders != self._has_folders:
+        first = not self._status_seen
+        self._status_seen = True
+        if has_folders != self._has_folders or first:
             self._has_folders = has_folders
             self._show_hint()
+        self._show_sync(status)
+
+    def _show_sync(self, status: Any) -> None:
+        if not status.folders:
+            text, tip = "", ""
+        elif status.busy or status.queued or status.progress is not None:
+            text, tip = "⟳ Syncing", "Kenning is bringing the index up to date"
+        else:
+            count = len(status.folders)
+            text = "● Live"
+            tip = f"Watching {count} folder{'s' * (count != 1)}: changes are indexed as they happen"
+        if self.sync_label.text() != text:
+            self.sync_label.setText(text)
+            self.sync_label.setToolTip(tip)
 
     def show_results(self, query: str, hits: list[Any]) -> None:
         self._query = query
@@ -251,6 +585,8 @@ class MainWindow(QMainWindow):
         self.reveal_button.setEnabled(hit is not None)
 
     def _show_hint(self) -> None:
+        welcome = self._status_seen and not self._has_folders
+        self.main_pages.setCurrentWidget(self.welcome if welcome else self.tabs)
         if self.results.results.rowCount() and self._has_folders:
             self.pages.setCurrentWidget(self.splitter)
             return
@@ -288,7 +624,13 @@ class MainWindow(QMainWindow):
         self.settings.setValue("main_window/geometry", self.saveGeometry())
         self.settings.setValue("main_window/state", self.saveState())
         self.settings.setValue("main_window/splitter", self.splitter.saveState())
+        self.settings.setValue("main_window/ask_splitter", self.ask_page.splitter.saveState())
+        self.settings.setValue("main_window/tab", self.tabs.currentIndex())
+        self.settings.setValue("ask/history", self.question_box.history)
         self.settings.sync()
+        self.stop_answer()
+        self.viewer.hide()
+        self.learned.hide()
         super().closeEvent(event)
 
     def _restore_layout(self) -> None:
@@ -301,6 +643,19 @@ class MainWindow(QMainWindow):
         splitter = self.settings.value("main_window/splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
+        ask_splitter = self.settings.value("main_window/ask_splitter")
+        if ask_splitter is not None:
+            self.ask_page.splitter.restoreState(ask_splitter)
+        self.tabs.setCurrentIndex(int(str(self.settings.value("main_window/tab", 0) or 0)))
+
+
+def _strings(value: Any) -> list[str]:
+    """A QSettings list, which comes back as None, one str or a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
 
 
 def _dropped_folders(mime: Any) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.answering import Answer
 from engine.errors import StoreError
+from engine.store_format import reconcile_format
 
 
 class AnswerLog:
@@ -26,8 +27,11 @@ class AnswerLog:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version not in (0, self.FORMAT_VERSION):
-            raise StoreError(f"{path}: answer log format {version} is newer than this Kenning")
+        try:
+            reconcile_format("answer history", Path(path), version, self.FORMAT_VERSION)
+        except StoreError:
+            self._conn.close()
+            raise
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS answers (answer_id TEXT PRIMARY KEY, "
             "conversation_id TEXT, question TEXT NOT NULL, retrieval_query TEXT NOT NULL, "
@@ -77,6 +81,46 @@ class AnswerLog:
             row = cur.fetchone()
             names = [d[0] for d in cur.description]
         return dict(zip(names, row, strict=True)) if row else None
+
+    def conversations(self, limit: int = 200) -> list[dict[str, object]]:
+        """Conversations, latest first: id, first question, turns, last ``created_at``.
+
+        Read by the desktop window to reopen a conversation; answers asked without a
+        conversation id are left out.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT conversation_id, COUNT(*), MAX(created_at), "
+                "(SELECT question FROM answers AS f WHERE f.conversation_id = a.conversation_id "
+                "ORDER BY created_at LIMIT 1) FROM answers AS a "
+                "WHERE conversation_id IS NOT NULL GROUP BY conversation_id "
+                "ORDER BY MAX(created_at) DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {
+                "conversation_id": r[0],
+                "turns": int(r[1]),
+                "created_at": float(r[2]),
+                "question": r[3],
+            }
+            for r in rows
+        ]
+
+    def turns(self, conversation_id: str) -> list[dict[str, object]]:
+        """The stored answers of one conversation, oldest first, citations decoded."""
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT * FROM answers WHERE conversation_id = ? ORDER BY created_at",
+                (conversation_id,),
+            )
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        turns = [dict(zip(names, row, strict=True)) for row in rows]
+        for turn in turns:
+            turn["citations"] = json.loads(str(turn["citations"]))
+            turn["abstained"] = bool(turn["abstained"])
+        return turns
 
     def close(self) -> None:
         with self._lock:

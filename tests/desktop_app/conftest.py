@@ -23,6 +23,14 @@ NOTES = {
 }
 
 
+@pytest.fixture(scope="session")
+def generator(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The bundled SmolLM2, dequantized once per session into a temporary cache."""
+    from engine.generation import Generator
+
+    return Generator(cache_root=tmp_path_factory.mktemp("models"), device="cpu", threads=2)
+
+
 @pytest.fixture
 def notes(tmp_path: Path) -> Path:
     """A folder of three small Markdown notes."""
@@ -43,7 +51,22 @@ def settings(tmp_path: Path) -> QSettings:
 def window(qtbot: Any, tmp_path: Path, embedder: Any, settings: QSettings) -> Iterator[MainWindow]:
     """The main window on a started engine with an empty data dir."""
     bridge = EngineBridge(tmp_path / "data", embedder=embedder)
-    win = MainWindow(bridge, settings)
+    win = MainWindow(bridge, settings, config_path=tmp_path / "config.toml")
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(bridge.sig_ready, timeout=60_000):
+        win.show()
+    yield win
+    win.close()
+    bridge.shutdown()
+
+
+@pytest.fixture
+def answering_window(
+    qtbot: Any, tmp_path: Path, embedder: Any, generator: Any, settings: QSettings
+) -> Iterator[MainWindow]:
+    """The main window on a started engine that can answer (both real models)."""
+    bridge = EngineBridge(tmp_path / "data", embedder=embedder, generator=generator)
+    win = MainWindow(bridge, settings, config_path=tmp_path / "config.toml")
     qtbot.addWidget(win)
     with qtbot.waitSignal(bridge.sig_ready, timeout=60_000):
         win.show()

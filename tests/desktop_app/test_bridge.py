@@ -37,4 +37,4 @@ def test_an_engine_that_cannot_start_is_reported_not_hung(qtbot: Any, tmp_path: 
         assert searched.args[1].startswith("Kenning did not start.")
     finally:
         bridge.shutdown()
-    assert not bridge._thread.isRunning()
+    assert not bridge._threads["index"].isRunning()

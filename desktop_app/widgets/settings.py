@@ -1,0 +1,202 @@
+"""The settings dialog: models, device, chunk size, ignore patterns, data location.
+
+It edits a copy of the engine's frozen config (``dataclasses.replace``) and
+says which changes need the folders indexed again; saving and re-indexing are
+the window's job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+# Changing these makes every stored chunk or vector stale.
+REINDEX_FIELDS = ("embedding_model", "max_chunk_tokens", "ignore_patterns")
+# Changing these needs a fresh engine (models load once), not a re-index.
+RESTART_FIELDS = ("generator_model", "device")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_WORD_PIECES = 254  # MiniLM's 256 minus [CLS] and [SEP]
+
+
+def changed_fields(old: Any, new: Any) -> list[str]:
+    """Names of the config fields whose values differ."""
+    return [f.name for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)]
+
+
+def needs_reindex(old: Any, new: Any) -> bool:
+    return any(name in REINDEX_FIELDS for name in changed_fields(old, new))
+
+
+class _ModelChooser(QWidget):
+    """The bundled model, or a path typed or picked with a file dialog."""
+
+    def __init__(self, bundled: str, pick: str, value: str | None, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._pick = pick  # "folder", "gguf" or "both"
+        self.choice = QComboBox(self)
+        self.choice.addItem(bundled, "bundled")
+        self.choice.addItem("Local model…", "local")
+        self.path = QLineEdit(value or "", self)
+        self.path.setPlaceholderText(
+            "a model folder" + (" or .gguf file" if pick != "folder" else "")
+        )
+        self.browse = QPushButton("Browse…", self)
+        self.browse.clicked.connect(self._browse)
+        self.choice.currentIndexChanged.connect(self._sync)
+        self.choice.setCurrentIndex(1 if value else 0)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.choice)
+        layout.addWidget(self.path, 1)
+        layout.addWidget(self.browse)
+        self._sync()
+
+    def value(self) -> str | None:
+        if self.choice.currentData() == "bundled":
+            return None
+        text = self.path.text().strip()
+        return text or None
+
+    def _sync(self) -> None:
+        local = self.choice.currentData() == "local"
+        self.path.setEnabled(local)
+        self.browse.setEnabled(local)
+
+    def _browse(self) -> None:
+        if self._pick == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Choose a GGUF model file", filter="GGUF models (*.gguf)"
+            )
+        if path:
+            self.path.setText(path)
+
+
+class SettingsDialog(QDialog):
+    """Edit ``config`` and the data location; :meth:`values` returns the result."""
+
+    def __init__(self, config: Any, data_dir: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setAccessibleName("Settings")
+        self.resize(620, 480)
+        self.config = config
+        self.embedding = _ModelChooser(
+            "Bundled all-MiniLM-L6-v2", "folder", config.embedding_model, self
+        )
+        self.embedding.setAccessibleName("Embedding model")
+        self.generator = _ModelChooser(
+            "Bundled SmolLM2-135M-Instruct", "gguf", config.generator_model, self
+        )
+        self.generator.setAccessibleName("Answer model")
+        self.device = QComboBox(self)
+        self.device.setAccessibleName("Device")
+        self.device.addItems(list(DEVICES))
+        if config.device not in DEVICES:
+            self.device.addItem(config.device)
+        self.device.setCurrentText(config.device)
+        self.chunk = QSpinBox(self)
+        self.chunk.setAccessibleName("Chunk size in word pieces")
+        self.chunk.setRange(config.min_chunk_tokens, MAX_WORD_PIECES - config.overlap_tokens)
+        self.chunk.setValue(config.max_chunk_tokens)
+        self.chunk.setSuffix(" word pieces")
+        self.ignore = QPlainTextEdit("\n".join(config.ignore_patterns), self)
+        self.ignore.setAccessibleName("Ignore patterns")
+        self.ignore.setPlaceholderText("One pattern a line, gitignore style: *.log, build/")
+        self.ignore.setFixedHeight(90)
+        self.data_dir = QLineEdit(str(data_dir), self)
+        self.data_dir.setAccessibleName("Data location")
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse_data)
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.data_dir, 1)
+        data_row.addWidget(browse)
+
+        form = QFormLayout()
+        form.addRow("Embedding model:", self.embedding)
+        form.addRow("Answer model:", self.generator)
+        form.addRow("Device:", self.device)
+        form.addRow("Chunk size:", self.chunk)
+        form.addRow("Ignore patterns:", self.ignore)
+        form.addRow("Data location:", data_row)
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        self.note.setAccessibleName("What saving will do")
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.note)
+        layout.addStretch(1)
+        layout.addWidget(buttons)
+        for signal in (
+            self.embedding.choice.currentIndexChanged,
+            self.embedding.path.textChanged,
+            self.generator.choice.currentIndexChanged,
+            self.generator.path.textChanged,
+            self.device.currentIndexChanged,
+            self.chunk.valueChanged,
+            self.ignore.textChanged,
+            self.data_dir.textChanged,
+        ):
+            signal.connect(self._explain)
+        self._explain()
+
+    def values(self) -> tuple[Any, Path]:
+        """The edited config and data dir (raises ValueError for an invalid config)."""
+        patterns = tuple(
+            line.strip() for line in self.ignore.toPlainText().splitlines() if line.strip()
+        )
+        config = dataclasses.replace(
+            self.config,
+            embedding_model=self.embedding.value(),
+            generator_model=self.generator.value(),
+            device=self.device.currentText(),
+            max_chunk_tokens=self.chunk.value(),
+            ignore_patterns=patterns,
+        )
+        return config, Path(self.data_dir.text().strip()).expanduser()
+
+    def _explain(self) -> None:
+        try:
+            config, _ = self.values()
+        except ValueError as exc:
+            self.note.setText(f"These settings are not valid: {exc}")
+            return
+        changed = changed_fields(self.config, config)
+        if needs_reindex(self.config, config):
+            text = (
+                "Saving re-indexes every folder in the background, because the embedding "
+                "model, chunk size or ignore patterns changed; results fill in as it goes."
+            )
+        elif changed:
+            text = "Saving restarts the engine with the new models; nothing is re-indexed."
+        else:
+            text = ""
+        self.note.setText(text)
+
+    def _browse_data(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Where Kenning keeps its index")
+        if path:
+            self.data_dir.setText(path)
