@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.answering import Answer
 from engine.errors import StoreError
+from engine.store_format import reconcile_format
 
 
 class AnswerLog:
@@ -26,8 +27,11 @@ class AnswerLog:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version not in (0, self.FORMAT_VERSION):
-            raise StoreError(f"{path}: answer log format {version} is newer than this Kenning")
+        try:
+            reconcile_format("answer history", Path(path), version, self.FORMAT_VERSION)
+        except StoreError:
+            self._conn.close()
+            raise
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS answers (answer_id TEXT PRIMARY KEY, "
             "conversation_id TEXT, question TEXT NOT NULL, retrieval_query TEXT NOT NULL, "

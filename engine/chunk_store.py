@@ -8,18 +8,23 @@ longer exists, never at a different one, which is what makes repair simple.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StoreError
+from engine.store_format import reconcile_format
 
 FORMAT_VERSION = 1
+# {from_version: step}: each step upgrades an open store by one format version inside
+# one transaction (see engine.store_format). Empty while format 1 is the only one.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -174,10 +179,26 @@ class ChunkStore:
         version = self.get_meta("format_version")
         if version is None:
             self.set_meta("format_version", str(FORMAT_VERSION))
-        elif int(version) > FORMAT_VERSION:
-            raise StoreError(
-                f"{path} was written by a newer Kenning (format {version}); please upgrade"
-            )
+        else:
+            try:
+                self._upgrade(int(version))
+            except StoreError:
+                self.close()
+                raise
+
+    def _upgrade(self, found: int) -> None:
+        """Run the migration steps from format ``found``, all in one transaction.
+
+        Raises:
+            StoreVersionError: a newer Kenning wrote the store, or no step exists.
+        """
+        with self.transaction() as conn:
+            steps = {v: functools.partial(step, conn) for v, step in MIGRATIONS.items()}
+            if reconcile_format("search index", self.path, found, FORMAT_VERSION, steps):
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('format_version', ?)",
+                    (str(FORMAT_VERSION),),
+                )
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

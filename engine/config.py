@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -11,6 +12,10 @@ import platformdirs
 import tomllib
 
 APP_NAME = "Kenning"
+# Version of the settings file's layout (its top-level ``format_version`` key).
+CONFIG_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 def default_data_dir() -> Path:
@@ -101,7 +106,15 @@ def load_config(path: Path | None = None) -> EngineConfig:
     if not path.exists():
         return EngineConfig()
     with path.open("rb") as fh:
-        raw: dict[str, Any] = tomllib.load(fh).get("engine", {})
+        document = tomllib.load(fh)
+    raw: dict[str, Any] = document.get("engine", {})
+    version = int(document.get("format_version", CONFIG_FORMAT))
+    if version > CONFIG_FORMAT:
+        # Settings are read key by key, so a newer file still gives every key this
+        # build knows; a settings file must never keep Kenning from starting.
+        log.warning(
+            "%s is from a newer Kenning (format %d): reading the keys known here", path, version
+        )
     known = {f.name for f in fields(EngineConfig)}
     values = {k: v for k, v in raw.items() if k in known}
     if "ignore_patterns" in values:
@@ -113,7 +126,7 @@ def save_config(config: EngineConfig, path: Path | None = None) -> None:
     """Write settings atomically (temp file + rename), so a crash never leaves half a file."""
     path = path or default_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# Kenning settings", "format_version = 1", "", "[engine]"]
+    lines = ["# Kenning settings", f"format_version = {CONFIG_FORMAT}", "", "[engine]"]
     for key, value in asdict(config).items():
         if value is None:
             continue

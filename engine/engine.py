@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 STORE_FILE = "kenning.sqlite3"
 INDEX_FILE = "vectors.usearch"
+# Layout of the vector index file; a different one is rebuilt from the store.
+INDEX_FORMAT = 1
 ANSWERS_FILE = "answers.sqlite3"
 
 
@@ -431,7 +433,10 @@ class Engine:
             self._index_ready.set()
             raise
         path = self.data_dir / INDEX_FILE
+        # The vector index is derived data: one made by another embedding model or in
+        # another format is rebuilt from the stored chunk texts, without re-parsing.
         model_changed = self.store.get_meta("embedding_model") not in (None, embedder.model_id)
+        model_changed |= self.store.get_meta("index_format") not in (None, str(INDEX_FORMAT))
         index = USearchIndex(embedder.dim)
         if path.exists() and not model_changed:
             try:
@@ -439,6 +444,7 @@ class Engine:
             except ValueError as exc:
                 log.warning("%s; rebuilding it from the stored chunk texts", exc)
         self.store.set_meta("embedding_model", embedder.model_id)
+        self.store.set_meta("index_format", str(INDEX_FORMAT))
         self._index = index
         self._index_ready.set()
         self._indexer().repair(self.progress, cancel)

@@ -41,3 +41,40 @@ class FolderNotFoundError(EngineError):
 
 class EngineClosedError(EngineError):
     """A call was made on an engine that was already closed."""
+
+
+class StoreVersionError(StoreError):
+    """A saved store is in a format this build cannot read as it is.
+
+    Either a newer Kenning wrote it (installing that version again reads it), or
+    it is older than any migration this build carries; the message says which and
+    what to do, in words a person can act on.
+
+    Attributes:
+        path: The store's file.
+        found: The format version on disk.
+        supported: The format version this build writes.
+    """
+
+    def __init__(self, path: Path | str, what: str, found: int, supported: int) -> None:
+        self.path = Path(path)
+        self.found = found
+        self.supported = supported
+        if found > supported:
+            message = (
+                f"Your {what} ({self.path}) was saved by a newer version of Kenning "
+                f"(format {found}; this version reads up to {supported}). Install the newer "
+                f"Kenning again, or move {self.path.name} aside to start a fresh one."
+            )
+        else:
+            message = (
+                f"Your {what} ({self.path}) is in an old format ({found}) that this version "
+                f"of Kenning (format {supported}) cannot upgrade. Move {self.path.name} aside "
+                "and add your folders again: Kenning re-indexes them."
+            )
+        super().__init__(message)
+
+    @property
+    def newer(self) -> bool:
+        """Whether a newer Kenning wrote the store (rather than a too-old one)."""
+        return self.found > self.supported

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StoreError
+from engine.store_format import reconcile_format
 
 FORMAT_VERSION = 1
 
@@ -114,8 +115,11 @@ class CorrectionStore:
         # FULL: a commit is on disk before add() returns, even across a power cut.
         self._conn.execute("PRAGMA synchronous=FULL")
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if version not in (0, FORMAT_VERSION):
-            raise StoreError(f"{path}: corrections format {version} is newer than this Kenning")
+        try:
+            reconcile_format("corrections", self.path, version, FORMAT_VERSION)
+        except StoreError:
+            self._conn.close()
+            raise
         self._conn.executescript(_SCHEMA)
         self._conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
 
