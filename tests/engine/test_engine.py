@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine import Engine, EngineConfig, FolderNotFoundError
-from tests.engine.test_parsing import make_docx, make_epub, make_pdf
+from tests.engine.documents import make_docx, make_epub, make_pdf
 
 NOTES = {
     "dentist.md": "# Dentist\n\nThe dentist appointment is on Tuesday at 3pm with Dr. Molar.\n",
