@@ -298,7 +298,8 @@ class AdapterStore:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
         try:
             state = {
-                k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()
+                k: v.detach().contiguous()
+                for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()
             }
             save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format_version": "1"})
             manifest = asdict(meta)

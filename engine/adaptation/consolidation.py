@@ -33,7 +33,7 @@ from engine.adaptation.adapter import (
     lora_model,
     train_round,
 )
-from engine.adaptation.recall import ANCHOR_QUESTIONS, base_anchors
+from engine.adaptation.recall import ANCHOR_QUESTIONS, cached_anchors
 from engine.generation import Generator
 from engine.progress import Progress
 
@@ -244,7 +244,8 @@ class GeneratorAdaptation:
 
     def _anchor_examples(self, generator: Generator) -> list[Example]:
         if self._anchors is None:
-            self._anchors = base_anchors(generator, self._anchor_questions)
+            path = self.store.root / "anchors.json"
+            self._anchors = cached_anchors(generator, self._anchor_questions, path)
         return self._anchors
 
 

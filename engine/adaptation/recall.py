@@ -16,14 +16,19 @@ data by ``bench.bench_adapter`` (see ``EngineConfig.recall_min_margin``).
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.adaptation.adapter import Example, recall_prompt
 from engine.answering import Answer
 from engine.generation import Generator, TokenCallback
 from engine.retrieval import Hit
+
+ANCHORS_FORMAT = 1  # of the cached anchor answers (anchors.json)
 
 # Unrelated prompts whose base-model answers are replayed during training, so the
 # adapter leaves the model's behaviour elsewhere alone. General knowledge, chores
@@ -121,6 +126,33 @@ def base_anchors(
         text = base.decode(recall_prompt(base, question), max_new_tokens=max_new_tokens).text
         if text:
             anchors.append(Example(question, text))
+    return anchors
+
+
+def cached_anchors(base: Generator, questions: Sequence[str], path: Path) -> list[Example]:
+    """:func:`base_anchors`, kept in a small JSON file so each start does not decode them again.
+
+    The file names the model it came from; another model, or other questions, get
+    fresh answers (written atomically: temp file + ``os.replace``).
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw["format_version"] == ANCHORS_FORMAT and raw["model"] == base.model_id:
+            known = {str(q): str(a) for q, a in raw["answers"]}
+            if all(q in known for q in questions):
+                return [Example(q, known[q]) for q in questions if known[q]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    anchors = base_anchors(base, questions)
+    data = {
+        "format_version": ANCHORS_FORMAT,
+        "model": base.model_id,
+        "answers": [[a.question, a.answer] for a in anchors],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
     return anchors
 
 
