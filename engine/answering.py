@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from engine.adaptation.corrections import Correction
 from engine.generation import Generator, TokenCallback
 from engine.retrieval import Hit
 
@@ -62,6 +63,9 @@ class Answer:
     retrieval_query: str = ""
     conversation_id: str | None = None
     tokens: int = 0
+    # Set when the answer came from the person's own correction (correction memory);
+    # ``sources`` then still lists the nearest passages.
+    correction: Correction | None = None
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,14 @@ class EngineConfig:
     # Abstain when no retrieved passage reaches this cosine with the question;
     # calibrated on the QA fixture (bench.bench_answers) for <10% false abstentions.
     abstain_similarity: float = 0.45
+    # Layer 1 of learning from corrections: answer a question (or a paraphrase) from a
+    # stored correction at once. Off to measure the adapted generator alone.
+    use_correction_memory: bool = True
+    # Layer 3: a rating's boost at full strength, in units of the search's best score.
+    feedback_weight: float = 0.5
+    # A rating moves passages only for queries at least this similar (cosine) to the
+    # rated question; the boost falls linearly to zero here (see engine.adaptation.feedback).
+    feedback_min_similarity: float = 0.7
 
     def __post_init__(self) -> None:
         if self.max_chunk_tokens + self.overlap_tokens > 254:

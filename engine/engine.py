@@ -10,11 +10,15 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from engine.adaptation.corrections import Correction, CorrectionStore
+from engine.adaptation.feedback import FeedbackBoosts, apply_boosts
+from engine.adaptation.memory import CorrectionMemory, MemoryMatch
 from engine.answer_log import AnswerLog
 from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
@@ -37,6 +41,7 @@ INDEX_FILE = "vectors.usearch"
 # Layout of the vector index file; a different one is rebuilt from the store.
 INDEX_FORMAT = 1
 ANSWERS_FILE = "answers.sqlite3"
+CORRECTIONS_FILE = "corrections.sqlite3"
 
 
 @dataclass
@@ -77,6 +82,14 @@ class Engine:
         self._generator = generator
         self._generator_lock = threading.Lock()
         self._answer_log: AnswerLog | None = None
+        # Learning from corrections (engine.adaptation): opened on first use.
+        self._adapt_lock = threading.RLock()
+        self._correction_store: CorrectionStore | None = None
+        self._memory: CorrectionMemory | None = None
+        self._feedback: FeedbackBoosts | None = None
+        # Called (with no arguments) after a correction is recorded or forgotten, on the
+        # caller's thread: the hook for background work such as adapter retraining.
+        self.on_corrections_changed: list[Callable[[], None]] = []
         self._index: USearchIndex | None = None
         self._index_ready = threading.Event()
         self._index_dirty = False
@@ -175,19 +188,25 @@ class Engine:
         log_ = self._answers()
         previous = log_.last_turn(conversation_id) if conversation_id else None
         query = condense_query(question, *(previous or (None, "")))
+        match = self._correction_memory().lookup(question) if cfg.use_correction_memory else None
         hits = self.search(query, limit=cfg.answer_passages)
         retrieved = time.perf_counter()
-        answer = answer_from_hits(
-            self.generator,
-            question,
-            hits,
-            budget=cfg.answer_context_tokens,
-            max_new_tokens=cfg.max_new_tokens,
-            min_similarity=cfg.abstain_similarity,
-            strategy=Strategy(cfg.answer_strategy),
-            sentences=cfg.answer_sentences,
-            on_token=on_token,
-        )
+        if match is not None:
+            answer = _corrected_answer(question, hits, match)
+            if on_token is not None:
+                on_token(answer.text)
+        else:
+            answer = answer_from_hits(
+                self.generator,
+                question,
+                hits,
+                budget=cfg.answer_context_tokens,
+                max_new_tokens=cfg.max_new_tokens,
+                min_similarity=cfg.abstain_similarity,
+                strategy=Strategy(cfg.answer_strategy),
+                sentences=cfg.answer_sentences,
+                on_token=on_token,
+            )
         answer.retrieval_query = query
         answer.conversation_id = conversation_id
         answer.timings["retrieve"] = retrieved - started
@@ -200,6 +219,131 @@ class Engine:
             if self._answer_log is None:
                 self._answer_log = AnswerLog(self.data_dir / ANSWERS_FILE)
             return self._answer_log
+
+    # -- learning from corrections (issue 5) ---------------------------------------------
+    def record_correction(
+        self, question: str, corrected_answer: str, *, answer_id: str | None = None
+    ) -> Correction:
+        """Remember the person's answer to ``question``; the next :meth:`ask` uses it.
+
+        Durable when this returns (SQLite, synchronous commit), and effective at once:
+        the question is embedded into the exact correction memory before returning.
+        An older correction of the same fact is superseded. Passages containing the
+        corrected answer are rated helpful for the question (retrieval feedback).
+
+        Args:
+            question: The question as asked.
+            corrected_answer: What the answer should have been.
+            answer_id: The logged answer being corrected, if any.
+
+        Raises:
+            ValueError: the question or the answer is blank.
+        """
+        self._check_open()
+        store = self._corrections_store()
+        memory = self._correction_memory()
+        with self._adapt_lock:
+            older = [m.correction.id for m in memory.matches(question)]
+            correction = store.add(question, corrected_answer, answer_id=answer_id)
+            if older:
+                store.supersede(older, correction.id)
+                memory.remove(older)
+            memory.add([correction])
+        self._rate_from_correction(correction)
+        self._corrections_changed()
+        return correction
+
+    def rate_source(self, answer_id: str, chunk_id: int, helpful: bool) -> None:
+        """Say whether a passage shown with an answer helped; similar later questions
+        rank it higher (helpful) or lower (not).
+
+        Raises:
+            KeyError: no logged answer has this id.
+        """
+        self._check_open()
+        record = self._answers().get(answer_id)
+        if record is None:
+            raise KeyError(answer_id)
+        question = str(record["question"])
+        rating = self._corrections_store().add_rating(
+            question, chunk_id, helpful, answer_id=answer_id
+        )
+        self._feedback_boosts().add([rating])
+
+    def corrections(self) -> list[Correction]:
+        """Every correction, oldest first, forgotten and superseded ones included (see
+        :attr:`Correction.forgotten` and :attr:`Correction.superseded_by`)."""
+        self._check_open()
+        return self._corrections_store().all()
+
+    def forget_correction(self, correction_id: int) -> Correction:
+        """Undo a correction in every layer; an older one it had replaced comes back.
+
+        Raises:
+            KeyError: no correction has this id.
+        """
+        self._check_open()
+        store = self._corrections_store()
+        memory = self._correction_memory()
+        with self._adapt_lock:
+            before = {c.id for c in store.active()}
+            forgotten = store.forget(correction_id)
+            memory.remove([correction_id])
+            memory.add([c for c in store.active() if c.id not in before])
+            self._feedback_boosts().drop_correction(correction_id)
+        self._corrections_changed()
+        return forgotten
+
+    def _corrections_store(self) -> CorrectionStore:
+        with self._adapt_lock:
+            if self._correction_store is None:
+                self._correction_store = CorrectionStore(self.data_dir / CORRECTIONS_FILE)
+            return self._correction_store
+
+    def _correction_memory(self) -> CorrectionMemory:
+        with self._adapt_lock:
+            if self._memory is None:
+                memory = CorrectionMemory(self.embedder)
+                memory.add(self._corrections_store().active())
+                self._memory = memory
+            return self._memory
+
+    def _feedback_boosts(self) -> FeedbackBoosts:
+        with self._adapt_lock:
+            if self._feedback is None:
+                cfg = self.config
+                feedback = FeedbackBoosts(
+                    self.embedder,
+                    weight=cfg.feedback_weight,
+                    min_similarity=cfg.feedback_min_similarity,
+                )
+                feedback.add(self._corrections_store().ratings())
+                self._feedback = feedback
+            return self._feedback
+
+    def _rate_from_correction(self, correction: Correction) -> None:
+        """Rate the passages that contain the corrected answer as helpful for its question."""
+        if not self._index_ready.is_set() or self._startup_error is not None:
+            return  # the index is still opening: this correction gets no derived ratings
+        wanted = _normalize(correction.answer)
+        if not wanted:
+            return
+        hits = self.search(correction.question, limit=self.config.candidates, feedback=False)
+        holding = [hit for hit in hits if wanted in _normalize(hit.text)][:3]
+        ratings = [
+            self._corrections_store().add_rating(
+                correction.question, hit.chunk_id, True, correction_id=correction.id
+            )
+            for hit in holding
+        ]
+        self._feedback_boosts().add(ratings)
+
+    def _corrections_changed(self) -> None:
+        for listener in list(self.on_corrections_changed):
+            try:
+                listener()
+            except Exception:
+                log.exception("a corrections listener failed")
 
     def add_folder(self, path: Path | str) -> None:
         """Index a folder recursively in the background; returns at once.
@@ -240,6 +384,7 @@ class Engine:
         *,
         mode: SearchMode | str = SearchMode.HYBRID,
         fusion: str | None = None,
+        feedback: bool = True,
     ) -> list[Hit]:
         """The passages that best match ``query``, best first.
 
@@ -248,21 +393,29 @@ class Engine:
             limit: Most hits to return.
             mode: "hybrid" (default), "dense" or "bm25".
             fusion: Override the configured fusion ("convex" or "rrf") for this call.
+            feedback: Apply the boosts from rated passages of similar questions.
         """
         self._check_open()
         index = self._wait_for_index()
-        return hybrid_search(
+        boosts: dict[int, float] = {}
+        if feedback and query.strip() and len(self._feedback_boosts()):
+            boosts = self._feedback_boosts().boosts(self.embedder.embed_query(query))
+        hits = hybrid_search(
             query,
             store=self.store,
             index=index,
             embedder=self.embedder,
-            limit=limit,
+            limit=max(limit, self.config.candidates) if boosts else limit,
             mode=SearchMode(mode),
             candidates=self.config.candidates,
             fusion=fusion or self.config.fusion,
             dense_weight=self.config.dense_weight,
             rrf_k=self.config.rrf_k,
         )
+        if not boosts:
+            return hits
+        extra = self.store.get_chunks(k for k, v in boosts.items() if v > 0)
+        return apply_boosts(hits, boosts, extra.values())[:limit]
 
     def wait_until_idle(self, timeout: float = 60.0) -> bool:
         """Block until no work is queued or running; False if ``timeout`` passed first.
@@ -348,6 +501,8 @@ class Engine:
         self.store.close()
         if self._answer_log is not None:
             self._answer_log.close()
+        if self._correction_store is not None:
+            self._correction_store.close()
 
     # -- worker --------------------------------------------------------------------------
     def _submit_sync(self, folder: Path) -> None:
@@ -483,3 +638,22 @@ class Engine:
     def _check_open(self) -> None:
         if self._closed:
             raise EngineClosedError("the engine is closed")
+
+
+def _corrected_answer(question: str, hits: list[Hit], match: MemoryMatch) -> Answer:
+    """An answer taken from the person's correction, with the nearest passages as sources."""
+    return Answer(
+        question=question,
+        text=match.correction.answer,
+        sources=hits,
+        cited=[],
+        citations=[],
+        abstained=False,
+        answer_id=uuid.uuid4().hex,
+        correction=match.correction,
+    )
+
+
+def _normalize(text: str) -> str:
+    """Lower case, punctuation dropped, spaces collapsed: for containment tests."""
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in text.lower()).split())

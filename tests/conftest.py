@@ -16,3 +16,16 @@ def embedder():  # type: ignore[no-untyped-def]
     from engine.embedding import Embedder
 
     return Embedder(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def generator(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The bundled SmolLM2 answer model, shared: dequantized once per session."""
+    from engine.generation import Generator, bundled_generator_path
+
+    return Generator(
+        bundled_generator_path(),
+        cache_root=tmp_path_factory.mktemp("models"),
+        device="cpu",
+        threads=2,
+    )

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.adaptation.corrections import FORMAT_VERSION, CorrectionStore
+from engine import Engine, EngineConfig
+from engine.adaptation.corrections import FORMAT_VERSION, Correction, CorrectionStore
+from engine.adaptation.memory import (
+    CorrectionMemory,
+    entity_overlap,
+    entity_tokens,
+    mask_entities,
+)
+from engine.embedding import Embedder
 from engine.errors import StoreError
+from engine.generation import Generator
 
 
 # -- the store ---------------------------------------------------------------------------
@@ -69,3 +83,144 @@ def test_store_survives_reopen_and_refuses_newer_format(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError):
         CorrectionStore(path)
+
+
+# -- the memory and its gate (real embedder) ---------------------------------------------
+def _fix(id_: int, question: str, answer: str) -> Correction:
+    return Correction(id_, question, answer, float(id_))
+
+
+def test_entities_and_masking() -> None:
+    assert entity_tokens("Where was Danielle Darrieux born in 1917?") == [
+        "danielle",
+        "darrieux",
+        "1917",
+    ]
+    assert mask_entities("Who employed Gaston Tessier?") == "Who employed someone?"
+    assert entity_overlap("Where was Marie Curie born?", "Where was Pierre Curie born?") == 0.5
+
+
+def test_memory_gate_takes_paraphrases_and_refuses_near_misses(embedder: Embedder) -> None:
+    memory = CorrectionMemory(embedder)
+    memory.add(
+        [
+            _fix(1, "What is the mother tongue of Danielle Darrieux?", "English"),
+            _fix(2, "Where was Marie Curie born?", "Lisbon"),
+        ]
+    )
+    hit = memory.lookup("What was Danielle Darrieux's native language?")
+    assert hit is not None and hit.correction.id == 1
+    assert memory.lookup("What is the mother tongue of Danielle Darrieux?") is not None
+    assert memory.lookup("Where was Danielle Darrieux born?") is None  # other relation
+    assert memory.lookup("What is the mother tongue of Léon Blum?") is None  # other subject
+    assert memory.lookup("Where was Pierre Curie born?") is None  # a name differs
+    assert memory.lookup("How do I reset my router?") is None
+    memory.remove([1])
+    assert memory.lookup("What is the mother tongue of Danielle Darrieux?") is None
+    assert memory.ids() == [2]
+
+
+# -- the whole loop through the engine (real embedder, generator, SQLite, USearch) --------
+NOTES = {
+    "pets.md": "# Pets\n\nOur cat Miso is a Maine Coon. Miso sleeps on the blue sofa.\n",
+    "office.md": "# Office\n\nThe Lisbon office opens at nine in the morning on weekdays.\n",
+    "garden.md": "# Garden\n\nThe tomatoes in the garden were planted in April by Rosa.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def engine(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, generator: Generator
+) -> Iterator[Engine]:
+    notes = tmp_path_factory.mktemp("notes")
+    for name, text in NOTES.items():
+        (notes / name).write_text(text, encoding="utf-8")
+    config = EngineConfig(max_new_tokens=8)
+    with Engine(
+        tmp_path_factory.mktemp("data"), config, embedder=embedder, generator=generator
+    ) as eng:
+        eng.add_folder(notes)
+        assert eng.wait_until_idle(120)
+        yield eng
+
+
+def test_correct_then_ask_again_rephrase_override_and_forget(engine: Engine) -> None:
+    question = "What breed of cat is Miso?"
+    before = engine.ask(question)
+    unrelated = engine.ask("When does the Lisbon office open?")
+    assert before.correction is None
+
+    fix = engine.record_correction(question, "a Norwegian Forest cat", answer_id=before.answer_id)
+    streamed: list[str] = []
+    after = engine.ask(question, on_token=streamed.append)
+    assert after.text == "a Norwegian Forest cat" == "".join(streamed)
+    assert after.correction is not None and after.correction.id == fix.id
+    assert after.correction.created_at == fix.created_at  # cited with its date
+    assert any(hit.path.name == "pets.md" for hit in after.sources)  # passages still shown
+
+    rephrased = engine.ask("Which breed is Miso the cat?")
+    assert rephrased.correction is not None and rephrased.correction.id == fix.id
+    assert engine.ask("When does the Lisbon office open?").text == unrelated.text
+
+    newer = engine.record_correction(question, "a Siamese")
+    assert "Siamese" in engine.ask(question).text
+    listed = {c.id: c for c in engine.corrections()}
+    assert listed[fix.id].superseded_by == newer.id
+
+    engine.forget_correction(newer.id)
+    assert engine.ask(question).text == "a Norwegian Forest cat"  # the older one is back
+    gone = engine.forget_correction(fix.id)
+    assert gone.forgotten
+    restored = engine.ask(question)
+    assert restored.correction is None and restored.text == before.text
+
+
+def test_memory_can_be_turned_off(engine: Engine, tmp_path: Path) -> None:
+    fix = engine.record_correction("Who planted the tomatoes?", "Tomas")
+    try:
+        assert "Tomas" in engine.ask("Who planted the tomatoes?").text
+        off = Engine(
+            engine.data_dir,
+            EngineConfig(use_correction_memory=False, max_new_tokens=8),
+            embedder=engine.embedder,
+            generator=engine.generator,
+        )
+        # A second engine on the same data dir only reads here; the first owns the writer.
+        try:
+            answer = off.ask("Who planted the tomatoes?")
+            assert answer.correction is None and "Tomas" not in answer.text
+            assert [c.id for c in off.corrections()][-1] == fix.id  # durable, shared
+        finally:
+            off.close()
+    finally:
+        engine.forget_correction(fix.id)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from engine import Engine
+    eng = Engine(sys.argv[1])
+    fix = eng.record_correction("What is the wifi password?", "heron-42")
+    print(fix.id, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_kill_right_after_record_correction_loses_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(data)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # record_correction has returned
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    store = CorrectionStore(data / "corrections.sqlite3")
+    saved = store.get(int(line))
+    store.close()
+    assert saved is not None and saved.answer == "heron-42" and not saved.forgotten
