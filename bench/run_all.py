@@ -24,6 +24,7 @@ BENCHES = {
     "search": ("Search latency", "bench.bench_search"),
     "freshness": ("Live sync freshness and start-up reconciliation", "bench.bench_freshness"),
     "answers": ("Answers", "bench.bench_answers"),
+    "adapter": ("Generator adaptation (LoRA)", "bench.bench_adapter"),
     "gui": ("Desktop window responsiveness and launch", "bench.bench_gui"),
 }
 

@@ -66,6 +66,9 @@ class Answer:
     # Set when the answer came from the person's own correction (correction memory);
     # ``sources`` then still lists the nearest passages.
     correction: Correction | None = None
+    # Set (to the adapter version) when the adapted generator recalled the answer from
+    # what it learned of the corrections (engine.adaptation.recall); 0 otherwise.
+    adapter_version: int = 0
 
 
 @dataclass(frozen=True)

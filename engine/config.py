@@ -94,6 +94,28 @@ class EngineConfig:
     # A rating moves passages only for queries at least this similar (cosine) to the
     # rated question; the boost falls linearly to zero here (see engine.adaptation.feedback).
     feedback_min_similarity: float = 0.7
+    # Layer 2: the generator itself learns the corrections (LoRA adapters, see
+    # engine.adaptation.adapter). A round starts by itself once this many corrections
+    # are pending (0: only on Engine.consolidate) ...
+    adapter_auto_after: int = 5
+    # ... or when any is pending and no question came for this many seconds (0: never):
+    # a round costs minutes of both CPU cores, so it waits for the person to step away.
+    adapter_idle_seconds: float = 600.0
+    # LoRA rank, AdamW learning rate and passes per round over the new corrections.
+    adapter_rank: int = 8
+    adapter_learning_rate: float = 1e-3
+    adapter_epochs: int = 6
+    # Replayed examples (older corrections, the base model's own answers) per new one.
+    adapter_replay_ratio: float = 1.0
+    # Seed of LoRA initialisation and example order, so a round can be repeated.
+    adapter_seed: int = 0
+    # Let an adapted generator answer from memory when its gate passes (False: never).
+    use_generator_recall: bool = True
+    # The recall gate (engine.adaptation.recall): the adapted model's mean log p of its
+    # closed-book answer must exceed the base model's by this much, and reach the
+    # floor below. Calibrated on the edits fixture's calibration split (bench_adapter).
+    recall_min_margin: float = 1.0
+    recall_min_logp: float = -0.5
 
     def __post_init__(self) -> None:
         if self.max_chunk_tokens + self.overlap_tokens > 254:

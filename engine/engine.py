@@ -6,6 +6,7 @@ run on the caller's thread beside it (SQLite WAL readers, a locked vector index)
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -15,10 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Concatenate, ParamSpec, TypeVar
 
+from engine.adaptation.adapter import (
+    AdapterStatus,
+    AdapterVersion,
+    TrainingCancelled,
+    TrainSettings,
+)
+from engine.adaptation.consolidation import ConsolidationScheduler, GeneratorAdaptation
 from engine.adaptation.corrections import Correction, CorrectionStore
 from engine.adaptation.feedback import FeedbackBoosts, apply_boosts
 from engine.adaptation.memory import CorrectionMemory, MemoryMatch
+from engine.adaptation.recall import accept, recall, recalled_answer
 from engine.answer_log import AnswerLog
 from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
@@ -42,6 +52,25 @@ INDEX_FILE = "vectors.usearch"
 INDEX_FORMAT = 1
 ANSWERS_FILE = "answers.sqlite3"
 CORRECTIONS_FILE = "corrections.sqlite3"
+ADAPTERS_DIR = "adapters"
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _pauses_training(
+    method: Callable[Concatenate[Engine, _P], _R],
+) -> Callable[Concatenate[Engine, _P], _R]:
+    """Adapter training waits between steps while the wrapped call runs (answers first)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        self._last_question = time.monotonic()
+        with self._adaptation.pause.hold():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -117,6 +146,7 @@ class Engine:
             exclude=(self.data_dir.resolve(),),
         )
         self._watcher.start()
+        self._init_adaptation()  # layer 2 (generator adaptation): after the worker starts
         self._submit(_Job("Opening the index", self._open_index))
         for folder in self.store.folders():
             # Watch before the start-up sync, so nothing changed during it is missed.
@@ -162,6 +192,7 @@ class Engine:
                 )
             return self._generator
 
+    @_pauses_training
     def ask(
         self,
         question: str,
@@ -195,6 +226,8 @@ class Engine:
             answer = _corrected_answer(question, hits, match)
             if on_token is not None:
                 on_token(answer.text)
+        elif (recalled := self._recall(question, hits, on_token)) is not None:
+            answer = recalled  # the adapted generator remembers a correction (layer 2)
         else:
             answer = answer_from_hits(
                 self.generator,
@@ -345,6 +378,92 @@ class Engine:
             except Exception:
                 log.exception("a corrections listener failed")
 
+    # -- generator adaptation (issue 5, layer 2) ------------------------------------------
+    def _init_adaptation(self) -> None:
+        cfg = self.config
+        settings = TrainSettings(
+            rank=cfg.adapter_rank,
+            alpha=2 * cfg.adapter_rank,
+            learning_rate=cfg.adapter_learning_rate,
+            epochs=cfg.adapter_epochs,
+            replay_ratio=cfg.adapter_replay_ratio,
+            seed=cfg.adapter_seed,
+        )
+        self._adaptation = GeneratorAdaptation(
+            self.data_dir / ADAPTERS_DIR,
+            lambda: self.generator,
+            lambda: self._corrections_store().active(),
+            settings=settings,
+            progress=self.progress,
+        )
+        self._consolidation_queued: bool = False
+        self._last_question: float = time.monotonic()
+        self._adapter_scheduler = ConsolidationScheduler(
+            self._adaptation.pending,
+            self.consolidate,
+            lambda: self._consolidation_queued or self._adaptation.status().state != "idle",
+            after=cfg.adapter_auto_after,
+            idle_seconds=cfg.adapter_idle_seconds,
+            last_activity=lambda: self._last_question,
+        )
+        self._adapter_scheduler.start()
+
+    def consolidate(self, *, wait: bool = False) -> None:
+        """Teach the answer model the pending corrections: one LoRA round on the writer.
+
+        Args:
+            wait: Block until the round (and any work queued before it) is done.
+        """
+        self._check_open()
+        with self._idle:  # one queued round at a time: it learns whatever is pending then
+            queued = self._consolidation_queued
+            self._consolidation_queued = True
+        if not queued:
+
+            def run(cancel: threading.Event) -> None:
+                self._consolidation_queued = False
+                try:
+                    self._adaptation.consolidate(cancel)
+                except TrainingCancelled as exc:
+                    raise Cancelled from exc
+
+            self._submit(_Job("Learning from corrections", run))
+        if wait:
+            self.wait_until_idle(timeout=24 * 3600)
+
+    def adapter_status(self) -> AdapterStatus:
+        """Whether the answer model is training, paused or idle; its version; what it lacks."""
+        self._check_open()
+        return self._adaptation.status()
+
+    def adapter_versions(self) -> list[AdapterVersion]:
+        """Every saved adapter version, oldest first (version 0, the base model, is implied)."""
+        self._check_open()
+        return self._adaptation.versions()
+
+    def rollback_adapter(self, version: int) -> None:
+        """Answer with adapter ``version`` from now on (0: the base model).
+
+        Raises:
+            ValueError: no such version.
+        """
+        self._check_open()
+        self._adaptation.rollback(version)
+
+    def _recall(
+        self, question: str, hits: list[Hit], on_token: TokenCallback | None
+    ) -> Answer | None:
+        """The adapted generator's closed-book answer when its gate passes, else None."""
+        cfg = self.config
+        adapted = self._adaptation.adapted() if cfg.use_generator_recall else None
+        if adapted is None:
+            return None
+        recalled = recall(adapted, self.generator, question)
+        if not accept(recalled, min_margin=cfg.recall_min_margin, min_logp=cfg.recall_min_logp):
+            return None
+        version = self._adaptation.serving_version
+        return recalled_answer(question, recalled, hits, version=version, on_token=on_token)
+
     def add_folder(self, path: Path | str) -> None:
         """Index a folder recursively in the background; returns at once.
 
@@ -493,6 +612,7 @@ class Engine:
             return
         self._closed = True
         self._watcher.stop()  # first: no change set may arrive after the worker's last job
+        self._adapter_scheduler.stop()
         self.cancel()
         self._jobs.put(None)
         self._worker.join()

@@ -114,6 +114,11 @@ class GeneratorAdaptation:
         """Corrections in effect that the current version has not learned."""
         return self.status().pending
 
+    @property
+    def serving_version(self) -> int:
+        """The version :meth:`adapted` last returned (0: none)."""
+        return self._serving_version if self._view is not None else 0
+
     def adapted(self) -> Generator | None:
         """A generator with the current adapter, or None while the base model is current."""
         active = {c.id for c in self._corrections()}

@@ -161,6 +161,7 @@ def recalled_answer(
     recalled: Recalled,
     hits: Sequence[Hit],
     *,
+    version: int,
     on_token: TokenCallback | None = None,
 ) -> Answer:
     """An :class:`Answer` carrying the recalled text (no citation: it came from the model).
@@ -180,6 +181,7 @@ def recalled_answer(
         answer_id=uuid.uuid4().hex,
         confidence=recalled.adapted_logp,
         tokens=recalled.tokens,
+        adapter_version=version,
     )
     answer.timings["recall_margin"] = recalled.margin
     return answer
