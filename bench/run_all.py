@@ -25,6 +25,7 @@ BENCHES = {
     "freshness": ("Live sync freshness and start-up reconciliation", "bench.bench_freshness"),
     "answers": ("Answers", "bench.bench_answers"),
     "adapter": ("Generator adaptation (LoRA)", "bench.bench_adapter"),
+    "corrections": ("Learning from corrections: memory and feedback", "bench.bench_corrections"),
     "gui": ("Desktop window responsiveness and launch", "bench.bench_gui"),
 }
 
