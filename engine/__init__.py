@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from engine.adaptation.corrections import Correction
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.errors import (
@@ -22,6 +23,7 @@ from engine.retrieval import Hit, SearchMode
 from engine.status import FolderStatus, Status
 
 __all__ = [
+    "Correction",
     "Engine",
     "EngineClosedError",
     "EngineConfig",
