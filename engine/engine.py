@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
+import numpy as np
+
 from engine.adaptation.adapter import (
     AdapterStatus,
     AdapterVersion,
@@ -281,7 +283,7 @@ class Engine:
             if older:
                 store.supersede(older, correction.id)
                 memory.remove(older)
-            memory.add([correction])
+            self._cache_vectors([correction], memory.add([correction]))
         self._rate_from_correction(correction)
         self._corrections_changed()
         return correction
@@ -322,7 +324,7 @@ class Engine:
             before = {c.id for c in store.active()}
             forgotten = store.forget(correction_id)
             memory.remove([correction_id])
-            memory.add([c for c in store.active() if c.id not in before])
+            self._remember([c for c in store.active() if c.id not in before])
             self._feedback_boosts().drop_correction(correction_id)
         self._corrections_changed()
         return forgotten
@@ -336,10 +338,31 @@ class Engine:
     def _correction_memory(self) -> CorrectionMemory:
         with self._adapt_lock:
             if self._memory is None:
-                memory = CorrectionMemory(self.embedder)
-                memory.add(self._corrections_store().active())
-                self._memory = memory
+                self._memory = CorrectionMemory(self.embedder)
+                self._remember(self._corrections_store().active())
             return self._memory
+
+    def _remember(self, corrections: list[Correction]) -> None:
+        """Put corrections into the memory, from cached embeddings where there are any."""
+        assert self._memory is not None
+        dim = 3 * self.embedder.dim
+        cached = self._corrections_store().load_vectors(self.embedder.model_id)
+        known = [c for c in corrections if len(cached.get(c.id, b"")) == 4 * dim]
+        missing = [c for c in corrections if len(cached.get(c.id, b"")) != 4 * dim]
+        if known:
+            rows = np.stack([np.frombuffer(cached[c.id], dtype=np.float32) for c in known])
+            self._memory.add(known, vectors=rows)
+        self._cache_vectors(missing, self._memory.add(missing))
+
+    def _cache_vectors(self, corrections: list[Correction], rows: np.ndarray) -> None:
+        if corrections:
+            self._corrections_store().save_vectors(
+                self.embedder.model_id,
+                [
+                    (c.id, row.astype(np.float32).tobytes())
+                    for c, row in zip(corrections, rows, strict=True)
+                ],
+            )
 
     def _feedback_boosts(self) -> FeedbackBoosts:
         with self._adapt_lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS ratings (
     forgotten_at REAL
 );
 CREATE INDEX IF NOT EXISTS ratings_correction ON ratings(correction_id);
+CREATE TABLE IF NOT EXISTS vectors (
+    correction_id INTEGER PRIMARY KEY REFERENCES corrections(id),
+    model_id TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 """
 
 _CORRECTION_COLUMNS = "id, question, answer, answer_id, created_at, forgotten_at, superseded_by"
@@ -245,6 +251,23 @@ class CorrectionStore:
                 f"SELECT {_RATING_COLUMNS} FROM ratings WHERE forgotten_at IS NULL ORDER BY id"
             ).fetchall()
         return [Rating(r[0], r[1], int(r[2]), bool(r[3]), r[4], r[5], float(r[6])) for r in rows]
+
+    # -- cached embeddings (a cache: losing it only costs re-embedding) -----------------
+    def save_vectors(self, model_id: str, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Keep the memory's embeddings of corrections (raw float32 bytes, never pickle)."""
+        with self._lock, self._transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO vectors (correction_id, model_id, data) VALUES (?, ?, ?)",
+                [(cid, model_id, data) for cid, data in rows],
+            )
+
+    def load_vectors(self, model_id: str) -> dict[int, bytes]:
+        """Cached embeddings by correction id, for the given embedding model only."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT correction_id, data FROM vectors WHERE model_id = ?", (model_id,)
+            ).fetchall()
+        return {int(r[0]): bytes(r[1]) for r in rows}
 
     def close(self) -> None:
         with self._lock:

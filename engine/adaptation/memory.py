@@ -197,15 +197,34 @@ class CorrectionMemory:
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, corrections: Sequence[Correction]) -> None:
-        """Embed and hold corrections (a batch at start-up, one per ``record_correction``)."""
+    def add(self, corrections: Sequence[Correction], *, vectors: Matrix | None = None) -> Matrix:
+        """Hold corrections (a batch at start-up, one per ``record_correction``).
+
+        Args:
+            corrections: What to hold.
+            vectors: Their rows as returned by an earlier ``add`` (a cache); embedded
+                here when None.
+
+        Returns:
+            One row per correction: question, masked question and answer embeddings
+            side by side, ready to cache.
+        """
+        dim = self._embedder.dim
         if not corrections:
-            return
-        texts = [c.question for c in corrections]
-        masked = [mask_entities(t) for t in texts]
-        vectors = self._embedder.embed([*texts, *masked, *(c.answer for c in corrections)])
+            return np.zeros((0, 3 * dim), dtype=np.float32)
         n = len(corrections)
-        questions, relations, answers = vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
+        if vectors is None:
+            texts = [c.question for c in corrections]
+            masked = [mask_entities(t) for t in texts]
+            flat = self._embedder.embed([*texts, *masked, *(c.answer for c in corrections)])
+            vectors = np.hstack([flat[:n], flat[n : 2 * n], flat[2 * n :]])
+        if vectors.shape != (n, 3 * dim):
+            raise ValueError(f"expected ({n}, {3 * dim}) vectors, got {vectors.shape}")
+        questions, relations, answers = (
+            vectors[:, :dim],
+            vectors[:, dim : 2 * dim],
+            vectors[:, 2 * dim :],
+        )
         fits = np.einsum("ij,ij->i", answers, relations).astype(np.float32)
         with self._lock:
             self._items.extend(corrections)
@@ -213,6 +232,7 @@ class CorrectionMemory:
             self._relations = np.vstack([self._relations, relations])
             self._answers = np.vstack([self._answers, answers])
             self._fits = np.concatenate([self._fits, fits])
+        return vectors
 
     def remove(self, correction_ids: Sequence[int]) -> None:
         """Drop corrections (forgotten or superseded); unknown ids are ignored."""

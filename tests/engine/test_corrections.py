@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import Engine, EngineConfig
@@ -118,6 +119,26 @@ def test_memory_gate_takes_paraphrases_and_refuses_near_misses(embedder: Embedde
     memory.remove([1])
     assert memory.lookup("What is the mother tongue of Danielle Darrieux?") is None
     assert memory.ids() == [2]
+
+
+def test_cached_vectors_rebuild_the_same_memory(embedder: Embedder, tmp_path: Path) -> None:
+    store = CorrectionStore(tmp_path / "c.sqlite3")
+    fix = store.add("Where was Marie Curie born?", "Lisbon")
+    first = CorrectionMemory(embedder)
+    rows = first.add([fix])
+    store.save_vectors(embedder.model_id, [(fix.id, rows[0].tobytes())])
+    assert store.load_vectors("another model") == {}
+    cached = np.frombuffer(store.load_vectors(embedder.model_id)[fix.id], dtype=np.float32)
+    second = CorrectionMemory(embedder)
+    second.add([fix], vectors=cached[None, :])
+    a, b = (
+        first.lookup("What is Marie Curie's birthplace?"),
+        second.lookup("What is Marie Curie's birthplace?"),
+    )
+    assert a is not None and b is not None and a.probability == pytest.approx(b.probability)
+    with pytest.raises(ValueError):
+        second.add([fix], vectors=cached[None, :10])
+    store.close()
 
 
 # -- the whole loop through the engine (real embedder, generator, SQLite, USearch) --------
