@@ -156,7 +156,7 @@ def engine(
     notes = tmp_path_factory.mktemp("notes")
     for name, text in NOTES.items():
         (notes / name).write_text(text, encoding="utf-8")
-    config = EngineConfig(max_new_tokens=8)
+    config = EngineConfig(max_new_tokens=8, adapter_auto_after=0, adapter_idle_seconds=0)
     with Engine(
         tmp_path_factory.mktemp("data"), config, embedder=embedder, generator=generator
     ) as eng:
@@ -202,7 +202,7 @@ def test_memory_can_be_turned_off(engine: Engine, tmp_path: Path) -> None:
         assert "Tomas" in engine.ask("Who planted the tomatoes?").text
         off = Engine(
             engine.data_dir,
-            EngineConfig(use_correction_memory=False, max_new_tokens=8),
+            EngineConfig(use_correction_memory=False, max_new_tokens=8, adapter_auto_after=0),
             embedder=engine.embedder,
             generator=engine.generator,
         )

@@ -68,7 +68,7 @@ def engine(tmp_path: Path, embedder: Embedder, generator: Generator) -> Iterator
     notes.mkdir()
     for name, text in NOTES.items():
         (notes / name).write_text(text, encoding="utf-8")
-    config = EngineConfig(max_new_tokens=4)
+    config = EngineConfig(max_new_tokens=4, adapter_auto_after=0, adapter_idle_seconds=0)
     with Engine(tmp_path / "data", config, embedder=embedder, generator=generator) as eng:
         eng.add_folder(notes)
         assert eng.wait_until_idle(120)
