@@ -31,6 +31,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QElapsedTimer, QObject, Qt, QTimer
 
+from desktop_app.waiting import pump
+
 TICK_MS = 10
 STALL_MS = 100  # the issue's bar: no stall over 100 ms
 
@@ -108,7 +110,6 @@ def write_notes(folder: Path, count: int, seed: int = 7) -> None:
 def measure_stalls(files: int, work: Path) -> dict[str, Any]:
     """Index ``files`` notes and answer a question in the real window; return the stalls."""
     from PySide6.QtCore import QSettings
-    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
     from desktop_app.bridge import EngineBridge
@@ -132,14 +133,14 @@ def measure_stalls(files: int, work: Path) -> dict[str, Any]:
     window.show()
     deadline = time.monotonic() + 3600
     while not bridge.is_ready and time.monotonic() < deadline:
-        QTest.qWait(20)
+        pump(20)
     meter.start()
     started = time.perf_counter()
     window.add_folder(notes)
-    QTest.qWait(1000)  # let indexing get going, then ask in the middle of it
+    pump(1000)  # let indexing get going, then ask in the middle of it
     window.ask("When is the dentist appointment?")
     while not (state["indexed"] and state["answer"] is not None) and time.monotonic() < deadline:
-        QTest.qWait(50)
+        pump(50)
     elapsed = time.perf_counter() - started
     meter.stop()
     window.close()
@@ -164,6 +165,7 @@ t0 = time.perf_counter()
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from desktop_app.app import APP_NAME
+from desktop_app.waiting import pump
 app = QApplication(sys.argv[:1])
 app.setApplicationName(APP_NAME); app.setOrganizationName(APP_NAME)
 from desktop_app.bridge import EngineBridge, load_settings
@@ -175,7 +177,7 @@ QTest.qWaitForWindowExposed(window)
 app.processEvents()
 shown = time.perf_counter() - t0
 while not bridge.is_ready:
-    QTest.qWait(5)
+    pump(5)
 ready = time.perf_counter() - t0
 window.close(); bridge.shutdown()
 print(f"{shown:.3f} {ready:.3f}")

@@ -471,7 +471,7 @@ class EngineBridge(QObject):
                 )
             except AnswerStopped:
                 return None
-            return answer, _source_lines(engine, answer.sources)
+            return answer, _source_lines(engine, answer)
 
         def token(piece: Any) -> None:
             if not stop.is_set():
@@ -705,23 +705,25 @@ class _Dispatch(QObject):
     sig_submit = Signal(object)
 
 
-def _source_lines(engine: Engine, hits: list[Any]) -> dict[int, int]:
-    """Line numbers of unpaged sources, for "line 12" on their cards.
+def _source_lines(engine: Engine, answer: Any) -> dict[int, int]:
+    """Line numbers for "line 12" on the source cards of unpaged files: the line of
+    the cited span where the answer cites the source, else of the passage's start.
 
     Parses each file again (they are few and small next to generating the
     answer); a file that cannot be read just gets no line number.
     """
     from engine.parsing import parse_file
 
+    cited = {c.source: c.start for c in reversed(answer.citations)}
     lines: dict[int, int] = {}
-    for i, hit in enumerate(hits):
+    for i, hit in enumerate(answer.sources):
         if hit.page is not None:
             continue
         try:
             text = parse_file(Path(hit.path), max_bytes=engine.config.max_file_bytes).text
         except Exception:
             continue
-        lines[i] = text.count("\n", 0, hit.start) + 1
+        lines[i] = text.count("\n", 0, cited.get(i, hit.start)) + 1
     return lines
 
 

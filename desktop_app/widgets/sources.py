@@ -8,6 +8,7 @@ ask the window to view, open or reveal the file and to rate the passage.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollArea,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -26,6 +28,12 @@ from PySide6.QtWidgets import (
 from desktop_app.widgets.results import short_path
 
 CONTEXT_CHARS = 140  # characters of the passage shown either side of the cited span
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s.*$", re.M)  # the card shows the file; headings add noise
+
+
+def _flat(text: str) -> str:
+    """Markdown heading lines dropped, whitespace runs collapsed (offsets no longer matter)."""
+    return " ".join(_HEADING.sub(" ", text).split())
 
 
 def span_snippet(text: str, start: int, end: int, mark_css: str) -> str:
@@ -39,8 +47,8 @@ def span_snippet(text: str, start: int, end: int, mark_css: str) -> str:
     right = min(len(text), end + CONTEXT_CHARS)
     if left:
         left = text.find(" ", left, start) + 1 or left
-    before = ("…" if left else "") + text[left:start]
-    after = text[end:right] + ("…" if right < len(text) else "")
+    before = ("…" if left else "") + _flat(text[left:start] + "x")[:-1]
+    after = _flat("x" + text[end:right])[1:] + ("…" if right < len(text) else "")
     return (
         f"{html.escape(before)}"
         f'<span style="background-color:{mark_css}">{html.escape(text[start:end])}</span>'
@@ -50,7 +58,7 @@ def span_snippet(text: str, start: int, end: int, mark_css: str) -> str:
 
 def plain_snippet(text: str, limit: int = 2 * CONTEXT_CHARS) -> str:
     """The start of a passage that supports no citation."""
-    flat = " ".join(text.split())
+    flat = _flat(text) or " ".join(text.split())
     return html.escape(flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + "…")
 
 
@@ -109,14 +117,14 @@ class SourceCard(QFrame):
             lambda: self.sig_open.emit(str(path)),
         )
         self.reveal_button = self._button(
-            "Show in folder", "Show the file's folder", lambda: self.sig_reveal.emit(str(path))
+            "Folder", "Show the file in its folder", lambda: self.sig_reveal.emit(str(path))
         )
-        self.up_button = self._button("👍", "This passage helped", lambda: self._rate(True))
-        self.down_button = self._button(
-            "👎", "This passage did not help", lambda: self._rate(False)
-        )
-        for button in (self.up_button, self.down_button):
+        self.up_button = self._button("", "This passage helped", lambda: self._rate(True))
+        self.down_button = self._button("", "This passage did not help", lambda: self._rate(False))
+        icons = (QStyle.StandardPixmap.SP_DialogYesButton, QStyle.StandardPixmap.SP_DialogNoButton)
+        for button, icon in zip((self.up_button, self.down_button), icons, strict=True):
             button.setCheckable(True)
+            button.setIcon(self.style().standardIcon(icon))  # themed, drawn for any DPI
         buttons = QHBoxLayout()
         for button in (self.view_button, self.open_button, self.reveal_button):
             buttons.addWidget(button)
@@ -156,6 +164,8 @@ class SourcesPanel(QScrollArea):
         super().__init__(parent)
         self.setAccessibleName("Sources")
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumWidth(340)  # room for a card's five buttons
         self.cards: list[SourceCard] = []
         self.answer: Any = None
         self._empty = QLabel("The passages an answer uses appear here.", self)

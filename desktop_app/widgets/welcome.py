@@ -29,7 +29,7 @@ class WelcomePage(QWidget):
         )
         text.setWordWrap(True)
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        text.setMaximumWidth(560)
+        text.setFixedWidth(520)
         self.add_button = QPushButton("Add a folder…", self)
         self.add_button.setAccessibleName("Add a folder")
         self.add_button.setDefault(True)

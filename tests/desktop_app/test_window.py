@@ -93,8 +93,35 @@ def test_shortcuts_and_accessible_names(qtbot: Any, window: MainWindow) -> None:
         window.folders.remove_button,
         window.progress.cancel_button,
         window.progress.bar,
+        window.question_box,
+        window.transcript,
+        window.sources,
+        window.ask_page.ask_button,
+        window.ask_page.stop_button,
+        window.ask_page.correct_button,
+        window.ask_page.conversations,
+        window.ask_page.new_button,
+        window.welcome.add_button,
+        window.welcome.samples_button,
+        window.viewer.text,
+        window.learned.tree,
+        window.learned.forget_button,
+        window.learned.rollback_button,
+        window.sync_label,
     ]
-    assert all(control.accessibleName() for control in controls)
+    assert [c for c in controls if not c.accessibleName()] == []
+    assert window.ask_action.shortcut().toString() == "Ctrl+K"
+    assert window.correct_action.shortcut().toString() == "Ctrl+E"
+    window.ask_action.trigger()
+    qtbot.waitUntil(window.question_box.hasFocus)
+
+
+def test_first_run_welcome_offers_the_sample_notes(qtbot: Any, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: window.main_pages.currentWidget() is window.welcome, timeout=30_000)
+    assert window.welcome.samples_button.isVisibleTo(window)
+    qtbot.mouseClick(window.welcome.samples_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.main_pages.currentWidget() is window.tabs, timeout=60_000)
+    assert len(window.folders._items) == 1
 
 
 def test_window_geometry_is_remembered(qtbot: Any, tmp_path: Path, settings: QSettings) -> None:
