@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check bench setup clean
+.PHONY: run test check bench setup clean package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# The Linux artifact: PyInstaller folder + tarball in dist/, then tests/packaging
+# against it (unpacked in a clean dir, empty home). Takes 10-20 min on 2 cores.
+package: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[package]'
+	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/build.py

@@ -27,6 +27,7 @@ BENCHES = {
     "adapter": ("Generator adaptation (LoRA)", "bench.bench_adapter"),
     "corrections": ("Learning from corrections: memory and feedback", "bench.bench_corrections"),
     "gui": ("Desktop window responsiveness and launch", "bench.bench_gui"),
+    "package": ("Linux artifact: size and cold start", "bench.bench_package"),
 }
 
 

@@ -1,0 +1,18 @@
+"""Entry point of the frozen build: the same ``kenning`` command as the console script.
+
+With no arguments it opens the window; ``kenning index|search|ask|status|watch``
+work as in a Python install (see ``engine/cli.py``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+if __name__ == "__main__":
+    # torch and joblib may start helper processes; a frozen program must not rerun
+    # main() in them.
+    multiprocessing.freeze_support()
+    from engine.cli import main
+
+    sys.exit(main())
