@@ -101,7 +101,7 @@ def write_notes(folder: Path, count: int, seed: int = 7) -> None:
             paragraphs.append(" ".join(sentences))
         body = "\n\n".join(paragraphs)
         (folder / f"note_{n:04d}.md").write_text(f"# Note {n}\n\n{body}\n", encoding="utf-8")
-    (folder / "dentist.md").write_text(
+    (folder / "appointments.md").write_text(
         "# Appointments\n\nThe dentist appointment is on Tuesday at 3pm with Dr. Molar.\n",
         encoding="utf-8",
     )
@@ -137,7 +137,12 @@ def measure_stalls(files: int, work: Path) -> dict[str, Any]:
     meter.start()
     started = time.perf_counter()
     window.add_folder(notes)
-    pump(1000)  # let indexing get going, then ask in the middle of it
+    indexed = {"files": 0}
+    bridge.sig_status.connect(
+        lambda st: indexed.update(files=st.folders[0].files if st.folders else 0)
+    )
+    while indexed["files"] < min(100, files // 4) and time.monotonic() < deadline:
+        pump(50)  # ask in the middle of indexing, once the answer's file is in
     window.ask("When is the dentist appointment?")
     while not (state["indexed"] and state["answer"] is not None) and time.monotonic() < deadline:
         pump(50)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import traceback
 from collections.abc import Callable
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL_MS = 500  # how often the folders panel and status bar refresh
 SEARCH_LIMIT = 20  # passages shown per search
 LANES = ("index", "answer", "side")
+WORKER_NICE = 10  # how much less CPU priority the engine's threads get than the GUI thread
 
 # Learning calls the engine gains with the corrections work (issue 5); until a
 # method exists the bridge says so in words instead of failing with AttributeError.
@@ -68,6 +70,23 @@ def default_data_dir() -> Path:
 
 
 Report = Callable[[Any], None]
+
+
+def lower_thread_priority() -> None:
+    """Give the calling thread, and the threads it starts later, less CPU than the GUI.
+
+    On Linux nice is a per-thread value that new threads inherit, so the engine
+    created on the index lane passes it on to its writer thread and to torch's
+    thread pool. On a busy machine the GUI thread then gets a core first and the
+    event loop keeps ticking. Elsewhere ``QThread.Priority.LowPriority`` (set at
+    start) is what applies.
+    """
+    if not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+    except OSError:  # not Linux (a thread id is no pid there), or not permitted
+        log.debug("could not lower the priority of %s", threading.current_thread().name)
 
 
 class AnswerStopped(Exception):
@@ -107,6 +126,7 @@ class _Runner(QObject):
     def __init__(self, owner: _EngineWorker | None = None) -> None:
         super().__init__()
         self._owner = owner
+        self._lowered = False
 
     def _engine(self) -> Engine | None:
         return self._owner.engine if self._owner is not None else None
@@ -117,6 +137,9 @@ class _Runner(QObject):
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
+        if not self._lowered:
+            self._lowered = True
+            lower_thread_priority()
         engine = self._engine()
         if engine is None:
             message, details = self._failure() or ("", "")
@@ -161,6 +184,8 @@ class _EngineWorker(_Runner):
 
     @Slot()
     def start(self) -> None:
+        self._lowered = True
+        lower_thread_priority()  # before the engine starts its threads: they inherit it
         try:
             from engine import Engine
 
@@ -199,6 +224,11 @@ def _describe(exc: BaseException, doing: str) -> tuple[str, str]:
         f"Kenning ran into an unexpected problem ({doing}). The details below help to report it.",
         details,
     )
+
+
+def _field(config: EngineConfig | None, name: str) -> Any:
+    """A config field, None standing for the defaults (bundled models)."""
+    return getattr(config, name) if config is not None else None
 
 
 def _learning(engine: Engine, name: str) -> Callable[..., Any]:
@@ -284,8 +314,11 @@ class EngineBridge(QObject):
         self._make_lanes()
 
     def _make_lanes(self) -> None:
+        restarting = bool(self._threads)
+        old_dispatch = list(self._dispatch.values())
+        old_worker: _EngineWorker | None = getattr(self, "_worker", None)
         worker = _EngineWorker(self.data_dir, self.config, self._embedder, self._generator)
-        self._worker = worker
+        self._worker: _EngineWorker = worker
         self._runners = {"index": worker}
         for lane in LANES[1:]:
             self._runners[lane] = _Runner(worker)
@@ -300,6 +333,12 @@ class EngineBridge(QObject):
             dispatch.sig_submit.connect(runner.run_job)
             self._dispatch[lane] = dispatch
             self._threads[lane] = thread
+        if restarting:
+            for old in old_dispatch:
+                old.deleteLater()
+        if old_worker is not None:
+            self._sig_start.disconnect(old_worker.start)  # the old worker is gone
+            self._sig_close.disconnect(old_worker.close)
         self._sig_start.connect(worker.start)
         self._sig_close.connect(worker.close)
         worker.sig_started.connect(self._on_started)
@@ -318,7 +357,7 @@ class EngineBridge(QObject):
         import engine  # noqa: F401
 
         for thread in self._threads.values():
-            thread.start()
+            thread.start(QThread.Priority.LowPriority)
         self._sig_start.emit()
 
     @property
@@ -359,9 +398,16 @@ class EngineBridge(QObject):
         self._timer.stop()
         self._ready = False
         self._stop_lanes()
+        before = self.config
+        if _field(before, "embedding_model") != _field(config, "embedding_model"):
+            self._embedder = None  # a shared model is the wrong one now
+        if _field(before, "generator_model") != _field(config, "generator_model"):
+            self._generator = None
         self.config = config
         if data_dir is not None:
             self.data_dir = Path(data_dir)
+        self._status_pending = False  # a poll in flight died with the old lanes
+        self._stops.clear()
         self._make_lanes()
         self.start()
 
@@ -420,6 +466,10 @@ class EngineBridge(QObject):
             folders = [folder.path for folder in engine.status().folders]
             for folder in folders:
                 engine.remove_folder(folder)
+            # Removal is queued on the engine's writer; adding before it ran would
+            # have the removal delete the fresh folder record again.
+            engine.wait_until_idle(timeout=3600)
+            for folder in folders:
                 engine.add_folder(folder)
             return len(folders)
 

@@ -8,7 +8,6 @@ widgets emit requests, the window hands them to the bridge, and the bridge's
 from __future__ import annotations
 
 import html
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app import bridge as bridge_module
+from desktop_app.answers import AnswerFlow
 from desktop_app.bridge import EngineBridge
 from desktop_app.error_dialog import ErrorDialog
-from desktop_app.widgets.ask import Turn
 from desktop_app.widgets.ask_page import AskPage
 from desktop_app.widgets.folders import FoldersPanel
 from desktop_app.widgets.learned import CorrectionDialog, LearnedDialog
@@ -46,7 +45,6 @@ from desktop_app.widgets.welcome import SAMPLE_NOTES, WelcomePage
 
 SEARCH_DEBOUNCE_MS = 350  # search as you type once typing pauses this long
 MIN_LIVE_QUERY = 3  # shorter queries search only on Enter
-LEARNING_POLL_MS = 2000  # adapter progress refresh while the learned view is open
 
 
 class MainWindow(QMainWindow):
@@ -76,20 +74,24 @@ class MainWindow(QMainWindow):
         self._status_seen = False
         self._query = ""
         self._error_shown: tuple[str, str] | None = None
-        self._ask_id: int | None = None
-        self.conversation_id: str | None = None
-        self._view_request: tuple[str, tuple[int, int] | None] | None = None
-        self.correction_dialog: CorrectionDialog | None = None
         self.learned = LearnedDialog(self)
         self.viewer = DocumentViewer(self)
-        self._learning_timer = QTimer(self, interval=LEARNING_POLL_MS)
-        self._learning_timer.timeout.connect(self._poll_learning)
 
         self._build_search()
         self._build_ask()
         self._build_central()
         self._build_folders_dock()
         self._build_status_bar()
+        self.answers = AnswerFlow(
+            self,
+            self.bridge,
+            self.tabs,
+            self.ask_page,
+            self.viewer,
+            self.learned,
+            self.progress,
+            self.settings,
+        )
         self._build_actions()
         self._wire_bridge()
         self._show_hint()
@@ -152,26 +154,11 @@ class MainWindow(QMainWindow):
         self.question_box = self.ask_page.question
         self.transcript = self.ask_page.transcript
         self.sources = self.ask_page.sources
-        self.question_box.sig_ask.connect(self.ask)
-        self.question_box.sig_stop.connect(self.stop_answer)
         self.question_box.set_history(_strings(self.settings.value("ask/history")))
-        self.ask_page.correct_button.clicked.connect(self.open_correction)
-        self.ask_page.sig_new_conversation.connect(self.new_conversation)
-        self.ask_page.sig_conversation_chosen.connect(self.bridge.load_conversation)
-        self.transcript.sig_citation_clicked.connect(self._citation_clicked)
-        self.sources.sig_view.connect(self.view_source)
         self.sources.sig_open.connect(self.open_file)
         self.sources.sig_reveal.connect(self.reveal_file)
-        self.sources.sig_rate.connect(self._rate)
         self.viewer.sig_open.connect(self.open_file)
         self.viewer.sig_reveal.connect(self.reveal_file)
-        self.learned.sig_refresh.connect(self.bridge.list_corrections)
-        self.learned.sig_forget.connect(self.bridge.forget_correction)
-        self.learned.sig_undo.connect(
-            lambda c: self.bridge.record_correction(c.question, c.answer, c.answer_id)
-        )
-        self.learned.sig_rollback.connect(self.bridge.rollback_adapter)
-        self.learned.sig_consolidate.connect(self.bridge.consolidate)
 
     def _build_central(self) -> None:
         self.tabs = QTabWidget(self)
@@ -260,22 +247,6 @@ class MainWindow(QMainWindow):
         self.bridge.sig_status.connect(self.show_status)
         self.bridge.sig_search_results.connect(self.show_results)
         self.bridge.sig_error.connect(self.show_error)
-        self.bridge.sig_answer_token.connect(self._answer_token)
-        self.bridge.sig_answer_done.connect(self._answer_done)
-        self.bridge.sig_answer_ended.connect(self._answer_ended)
-        self.bridge.sig_document.connect(self._document_loaded)
-        self.bridge.sig_conversations.connect(self._show_conversations)
-        self.bridge.sig_conversation.connect(self._conversation_loaded)
-        self.bridge.sig_correction_saved.connect(self._correction_saved)
-        self.bridge.sig_corrections.connect(self.learned.show_corrections)
-        self.bridge.sig_learning.connect(self.learned.show_learning)
-        self.bridge.sig_rated.connect(
-            lambda _chunk, ok: self.progress.show_message(
-                "Thanks: Kenning will prefer passages like this"
-                if ok
-                else "Thanks: Kenning will rank this passage lower"
-            )
-        )
 
     # -- requests ------------------------------------------------------------------------
     def focus_search(self) -> None:
@@ -317,161 +288,31 @@ class MainWindow(QMainWindow):
         """Show the folder that holds ``path`` in the file manager."""
         self.open_file(str(Path(path).parent))
 
-    # -- asking --------------------------------------------------------------------------
+    # -- asking (see desktop_app.answers) ----------------------------------------------
     def focus_question(self) -> None:
-        self.tabs.setCurrentWidget(self.ask_page)
-        self.question_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.answers.focus_question()
 
     def ask(self, question: str) -> None:
-        """Ask ``question`` in the current conversation; the answer streams into the transcript."""
-        question = question.strip()
-        if not question:
-            return
-        if self._ask_id is not None:
-            self.progress.show_message("Kenning is still answering: stop it with Esc first")
-            return
-        if self.conversation_id is None:
-            self.conversation_id = uuid.uuid4().hex
-        self.tabs.setCurrentWidget(self.ask_page)
-        self.transcript.add_turn(question)
-        self.sources.show_answer(None)
-        self.ask_page.set_asking(True)
-        self._ask_id = self.bridge.ask(question, self.conversation_id)
-        self.settings.setValue("ask/history", self.question_box.history)
+        self.answers.ask(question)
 
     def stop_answer(self) -> None:
-        """Stop the answer being written (Esc or Stop)."""
-        if self._ask_id is not None:
-            self.bridge.stop_answer(self._ask_id)
+        self.answers.stop_answer()
 
     def escape(self) -> None:
-        """Esc: stop an answer if one is coming, else cancel indexing."""
-        if self._ask_id is not None:
-            self.stop_answer()
-        else:
-            self.bridge.cancel()
+        self.answers.escape()
 
     def new_conversation(self) -> None:
-        self.stop_answer()
-        self.conversation_id = None
-        self.transcript.set_turns([])
-        self.sources.show_answer(None)
-        self.ask_page.correct_button.setEnabled(False)
-        self.bridge.list_conversations()
-        self.focus_question()
+        self.answers.new_conversation()
 
-    def _answer_token(self, ask_id: int, piece: str) -> None:
-        if ask_id == self._ask_id:
-            self.transcript.append_token(piece)
-
-    def _answer_done(self, ask_id: int, answer: Any, lines: Any) -> None:
-        if ask_id != self._ask_id:
-            return
-        self.transcript.finish(answer)
-        self.sources.show_answer(answer, lines)
-        self.ask_page.correct_button.setEnabled(True)
-        seconds = answer.timings.get("total")
-        took = f" in {seconds:.1f} s" if seconds else ""
-        self.progress.show_message(
-            "Not found in your documents" if answer.abstained else f"Answered{took}"
-        )
-        self.bridge.list_conversations()
-
-    def _answer_ended(self, ask_id: int) -> None:
-        if ask_id != self._ask_id:
-            return
-        self._ask_id = None
-        turn = self.ask_page.last_turn()
-        if turn is not None and turn.state in ("asking", "streaming"):
-            self.transcript.end("stopped")
-            self.progress.show_message("Stopped")
-        self.ask_page.set_asking(False)
-        self.ask_page.correct_button.setEnabled(turn is not None and turn.state == "done")
-
-    def _show_conversations(self, entries: list[dict[str, Any]]) -> None:
-        self.ask_page.show_conversations(entries, self.conversation_id)
-
-    def _conversation_loaded(self, conversation_id: str, rows: list[dict[str, Any]]) -> None:
-        """Reopen a stored conversation; asking next continues it."""
-        self.stop_answer()
-        self.conversation_id = conversation_id
-        turns = [
-            Turn(
-                str(row["question"]),
-                str(row["answer"]),
-                state="done",
-                cited_paths=[str(c["path"]) for c in row.get("citations") or []],
-                answer_id=str(row["answer_id"]),
-                created_at=float(row["created_at"]),
-            )
-            for row in rows
-        ]
-        self.transcript.set_turns(turns)
-        self.sources.show_answer(None)
-        self.ask_page.correct_button.setEnabled(bool(turns))
-        self.bridge.list_conversations()
-
-    def _citation_clicked(self, turn_index: int, source: int) -> None:
-        turn = self.transcript.turns[turn_index]
-        if turn.answer is None:
-            return
-        if self.sources.answer is not turn.answer:
-            self.sources.show_answer(turn.answer)
-        self.sources.view(source)
-
-    # -- sources -------------------------------------------------------------------------
-    def view_source(self, hit: Any, span: tuple[int, int] | None) -> None:
-        """Open ``hit``'s file in the internal viewer at ``span`` (parsed off the GUI thread)."""
-        path = str(hit.path)
-        self._view_request = (path, span)
-        self.viewer.show_loading(path)
-        self.bridge.load_document(path)
-
-    def _document_loaded(self, path: str, document: Any) -> None:
-        if self._view_request is None or self._view_request[0] != path:
-            return
-        self.viewer.show_document(path, document, self._view_request[1])
-
-    def _rate(self, hit: Any, helpful: bool) -> None:
-        answer = self.sources.answer
-        if answer is not None:
-            self.bridge.rate_source(answer.answer_id, int(hit.chunk_id), helpful)
-
-    # -- correcting ----------------------------------------------------------------------
     def open_correction(self) -> None:
-        """Open the last answer for editing; saving teaches Kenning the corrected answer."""
-        turn = self.ask_page.last_turn()
-        if turn is None or turn.state != "done":
-            return
-        dialog = CorrectionDialog(turn.question, turn.corrected or turn.text, self)
-        self.correction_dialog = dialog
-
-        def finished(result: int) -> None:
-            self.correction_dialog = None
-            if result == QDialog.DialogCode.Accepted and dialog.corrected:
-                turn.corrected = dialog.corrected
-                self.transcript.refresh()
-                self.bridge.record_correction(turn.question, dialog.corrected, turn.answer_id)
-            dialog.deleteLater()
-
-        dialog.finished.connect(finished)
-        dialog.open()
-
-    def _correction_saved(self, question: str) -> None:
-        self.progress.show_message(f"Kenning learned the answer to “{question}”")
+        self.answers.open_correction()
 
     def open_learned(self) -> None:
-        """Show what Kenning has learned: corrections and the adapter."""
-        self.learned.show()
-        self.learned.raise_()
-        self.bridge.list_corrections()
-        self._learning_timer.start()
+        self.answers.open_learned()
 
-    def _poll_learning(self) -> None:
-        if self.learned.isVisible():
-            self.bridge.refresh_learning()
-        else:
-            self._learning_timer.stop()
+    @property
+    def correction_dialog(self) -> CorrectionDialog | None:
+        return self.answers.correction_dialog
 
     # -- folders and settings ------------------------------------------------------------
     def add_sample_notes(self) -> None:

@@ -77,7 +77,7 @@ def take(folder: Path) -> None:
         window.question_box.setText(QUESTION)
         window.question_box.returnPressed.emit()
         print("asking", file=sys.stderr)
-        _wait(lambda: bool(done) and window._ask_id is None)
+        _wait(lambda: bool(done) and window.answers.ask_id is None)
         _save(window, folder, "main_window")
 
         answer = done[0][1]  # type: ignore[index]

@@ -133,3 +133,25 @@ def test_window_geometry_is_remembered(qtbot: Any, tmp_path: Path, settings: QSe
     second = MainWindow(EngineBridge(tmp_path / "unused", poll_status=False), settings)
     qtbot.addWidget(second)
     assert (second.width(), second.height()) == (640, 480)
+
+
+def test_new_settings_are_saved_and_the_engine_restarts_and_reindexes(
+    qtbot: Any, window: MainWindow, notes: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from desktop_app.bridge import default_settings, load_settings
+
+    window.add_folder(notes)
+    qtbot.waitUntil(lambda: _indexed(window, notes, 3), timeout=INDEX_TIMEOUT_MS)
+    old = default_settings()
+    new = dataclasses.replace(old, max_chunk_tokens=120, ignore_patterns=("garden.md",))
+
+    with qtbot.waitSignal(window.bridge.sig_ready, timeout=60_000):
+        window.apply_settings(old, new, window.bridge.data_dir)
+
+    assert load_settings(tmp_path / "config.toml") == new
+    assert window.bridge.config == new
+    # Re-indexed from scratch with the new ignore pattern: garden.md is left out.
+    qtbot.waitUntil(lambda: _indexed(window, notes, 2), timeout=INDEX_TIMEOUT_MS)
+    assert [Path(hit.path).name for hit in _search(qtbot, window, "basil")] != ["garden.md"]
