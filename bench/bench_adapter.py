@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -135,6 +136,7 @@ def quality(
     model = lora_model(gen, settings)
     result = train_round(model, gen, corrections, anchors=anchors, settings=settings)
     adapted = adapted_view(gen, model)
+    print(f"trained: {result.steps} steps, {result.seconds:.0f} s", file=sys.stderr, flush=True)
 
     def ask(question: str) -> Recalled:
         return recall(adapted, gen, question)
@@ -153,6 +155,7 @@ def quality(
     scored["calibration/locality"] = [(ask(q), False) for q in doc_calib[: min(40, limit + 1)]]
     scored["test/locality"] = [(ask(q), False) for q in doc_test[: min(80, 2 * limit + 2)]]
 
+    print("scored", {k: len(v) for k, v in scored.items()}, file=sys.stderr, flush=True)
     positives = scored["calibration/efficacy"] + scored["calibration/paraphrase"]
     negatives = [r for r, _ in scored["calibration/near"] + scored["calibration/locality"]]
     margin, floor = calibrate(positives, negatives)
@@ -263,8 +266,9 @@ def main() -> None:
         "| corrections | steps | seconds |",
         "|---|---|---|",
     ]
-    lines += [round_time(gen, anchors, replace(settings), n, args.budget) for n in args.sizes]
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
+    for n in args.sizes:  # one row at a time: a long round should not hide the short ones
+        print(round_time(gen, anchors, replace(settings), n, args.budget), flush=True)
 
 
 if __name__ == "__main__":
