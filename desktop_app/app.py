@@ -10,13 +10,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from desktop_app.bridge import EngineBridge, default_data_dir, load_settings
 from desktop_app.main_window import MainWindow
 
 APP_NAME = "Kenning"
+ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
+
+
+def app_icon() -> QIcon:
+    """Kenning's icon at every size shipped, so high-DPI screens get a sharp one."""
+    icon = QIcon()
+    for png in sorted(ICONS.glob("kenning-*.png")):
+        icon.addFile(str(png))
+    return icon
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -54,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
+    app.setWindowIcon(app_icon())
     options = parse_args(args if existing else app.arguments()[1:])
     follow_system_theme(app)
     saved_dir = QSettings().value("engine/data_dir")

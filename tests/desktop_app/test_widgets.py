@@ -204,3 +204,16 @@ def test_window_remembers_history_and_tab(qtbot: Any, tmp_path: Path) -> None:
     qtbot.addWidget(second)
     assert second.question_box.history == ["one", "two"]
     assert second.tabs.currentIndex() == 1
+
+
+def test_dark_theme_palette_and_high_dpi_icon(qtbot: Any) -> None:
+    from PySide6.QtGui import QPalette
+
+    from desktop_app.app import app_icon, dark_palette
+
+    palette = dark_palette()
+    window = palette.color(QPalette.ColorRole.Window)
+    text = palette.color(QPalette.ColorRole.WindowText)
+    assert window.lightness() < 80 < 200 < text.lightness()  # light text on a dark window
+    sizes = {size.width() for size in app_icon().availableSizes()}
+    assert {16, 32, 256} <= sizes  # a sharp icon at 1x and at high DPI
