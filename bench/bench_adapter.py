@@ -239,6 +239,7 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--limit", type=int, default=1000, help="fixture records used")
     parser.add_argument("--epochs", type=int, default=0, help="override adapter_epochs")
+    parser.add_argument("--lr", type=float, default=0.0, help="override adapter_learning_rate")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "kb-adapter")
     args = parser.parse_args()
 
@@ -246,7 +247,7 @@ def main() -> None:
     settings = TrainSettings(
         rank=defaults.adapter_rank,
         alpha=2 * defaults.adapter_rank,
-        learning_rate=defaults.adapter_learning_rate,
+        learning_rate=args.lr or defaults.adapter_learning_rate,
         epochs=args.epochs or defaults.adapter_epochs,
         replay_ratio=defaults.adapter_replay_ratio,
         seed=defaults.adapter_seed,
@@ -259,7 +260,8 @@ def main() -> None:
     if not args.skip_quality:
         lines += [*quality(gen, anchors, settings, args.limit), ""]
     lines += [
-        f"Round times (rank {settings.rank}, {settings.epochs} epochs, replay ratio"
+        f"Round times (rank {settings.rank}, lr {settings.learning_rate:g},"
+        f" {settings.epochs} epochs, replay ratio"
         f" {settings.replay_ratio}, batch {settings.batch_size}); the base model's answers"
         f" to {len(anchors)} anchor prompts took {anchor_seconds:.0f} s (0 when cached).",
         "",
