@@ -82,7 +82,7 @@ class StallMeter(QObject):
 
 WORDS = (
     "garden tomato basil sourdough oven recipe meeting budget invoice travel train ticket "
-    "dentist appointment project deadline report kettle bicycle repair library book chapter "
+    "project deadline report kettle bicycle repair library book chapter "
     "river mountain weather forecast holiday birthday present music guitar lesson"
 ).split()
 

@@ -109,6 +109,7 @@ class AnswerFlow(QObject):
         if not question:
             return
         if self.ask_id is not None:
+            self.question_box.setText(question)  # kept for when the answer is done
             self.progress.show_message("Kenning is still answering: stop it with Esc first")
             return
         if self.conversation_id is None:

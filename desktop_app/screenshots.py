@@ -26,7 +26,7 @@ from desktop_app.waiting import pump
 from desktop_app.widgets.settings import SettingsDialog
 from desktop_app.widgets.welcome import SAMPLE_NOTES
 
-QUESTION = "How long should the sourdough bake?"
+QUESTION = "How many hours of sun do tomatoes need?"
 SIZE = (1280, 800)
 
 
@@ -98,7 +98,7 @@ def take(folder: Path) -> None:
         window.open_correction()
         dialog = window.correction_dialog
         assert dialog is not None
-        dialog.editor.setPlainText("Forty minutes at 250 degrees, lid off for the last ten.")
+        dialog.editor.setPlainText("Six hours of direct sun, more in a cool summer.")
         _save(dialog, folder, "correct")
         saved: list[str] = []
         bridge.sig_correction_saved.connect(saved.append)

@@ -16,6 +16,8 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QKeyEvent, QPalette, QTextCursor
 from PySide6.QtWidgets import QLineEdit, QTextBrowser, QWidget
 
+from desktop_app.widgets.results import muted_color
+
 HISTORY_LIMIT = 200  # questions remembered by the Up/Down history
 
 
@@ -143,7 +145,7 @@ class Transcript(QTextBrowser):
             self.refresh()
 
     def refresh(self) -> None:
-        muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        muted = muted_color(self.palette())
         link = self.palette().color(QPalette.ColorRole.Link).name()
         parts = [_turn_html(n, turn, muted, link) for n, turn in enumerate(self.turns)]
         self.setHtml("".join(parts))

@@ -94,6 +94,22 @@ def snippet(text: str, terms: Sequence[str], limit: int = SNIPPET_CHARS) -> str:
     return ("…" if start else "") + cut + "…"
 
 
+def muted_color(palette: QPalette) -> str:
+    """A secondary-text colour halfway between text and background.
+
+    ``PlaceholderText`` is often the text colour at half alpha, which ``name()``
+    (no alpha) turns back into plain black in HTML.
+    """
+    text = palette.color(QPalette.ColorRole.Text)
+    base = palette.color(QPalette.ColorRole.Base)
+    red, green, blue = (
+        (text.red() + base.red()) // 2,
+        (text.green() + base.green()) // 2,
+        (text.blue() + base.blue()) // 2,
+    )
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
 def short_path(path: Path) -> str:
     """``path`` with the home folder written as ``~``."""
     try:
@@ -154,7 +170,7 @@ class ResultDelegate(QStyledItemDelegate):
         model = index.model()
         terms = model.terms if isinstance(model, ResultsModel) else []
         palette = option.palette
-        muted = palette.color(QPalette.ColorRole.PlaceholderText).name()
+        muted = muted_color(palette)
         mark = palette.color(QPalette.ColorRole.Highlight)
         mark.setAlpha(70)
         mark_css = f"rgba({mark.red()},{mark.green()},{mark.blue()},0.3)"
@@ -264,7 +280,7 @@ class PassagePreview(QTextBrowser):
         terms = query_terms(query)
         mark = self.palette().color(QPalette.ColorRole.Highlight)
         mark_css = f"rgba({mark.red()},{mark.green()},{mark.blue()},0.3)"
-        muted = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        muted = muted_color(self.palette())
         path = Path(hit.path)
         where = location(hit)
         paragraphs = "".join(_paragraph(p, terms, mark_css) for p in hit.text.split("\n\n"))

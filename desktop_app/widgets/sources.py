@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.widgets.results import short_path
+from desktop_app.widgets.results import muted_color, short_path
 
 CONTEXT_CHARS = 140  # characters of the passage shown either side of the cited span
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s.*$", re.M)  # the card shows the file; headings add noise
@@ -88,7 +88,7 @@ class SourceCard(QFrame):
         palette = self.palette()
         mark = palette.color(QPalette.ColorRole.Highlight)
         mark_css = f"rgba({mark.red()},{mark.green()},{mark.blue()},0.35)"
-        muted = palette.color(QPalette.ColorRole.PlaceholderText).name()
+        muted = muted_color(palette)
         path = Path(hit.path)
         where = [short_path(path.parent)]
         if hit.page is not None:
