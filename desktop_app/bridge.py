@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import traceback
 from collections.abc import Callable
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL_MS = 500  # how often the folders panel and status bar refresh
 SEARCH_LIMIT = 20  # passages shown per search
 LANES = ("index", "answer", "side")
-WORKER_NICE = 10  # how much less CPU priority the engine's threads get than the GUI thread
 
 # Learning calls the engine gains with the corrections work (issue 5); until a
 # method exists the bridge says so in words instead of failing with AttributeError.
@@ -70,23 +68,6 @@ def default_data_dir() -> Path:
 
 
 Report = Callable[[Any], None]
-
-
-def lower_thread_priority() -> None:
-    """Give the calling thread, and the threads it starts later, less CPU than the GUI.
-
-    On Linux nice is a per-thread value that new threads inherit, so the engine
-    created on the index lane passes it on to its writer thread and to torch's
-    thread pool. On a busy machine the GUI thread then gets a core first and the
-    event loop keeps ticking. Elsewhere ``QThread.Priority.LowPriority`` (set at
-    start) is what applies.
-    """
-    if not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
-    except OSError:  # not Linux (a thread id is no pid there), or not permitted
-        log.debug("could not lower the priority of %s", threading.current_thread().name)
 
 
 class AnswerStopped(Exception):
@@ -126,7 +107,6 @@ class _Runner(QObject):
     def __init__(self, owner: _EngineWorker | None = None) -> None:
         super().__init__()
         self._owner = owner
-        self._lowered = False
 
     def _engine(self) -> Engine | None:
         return self._owner.engine if self._owner is not None else None
@@ -137,9 +117,6 @@ class _Runner(QObject):
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
-        if not self._lowered:
-            self._lowered = True
-            lower_thread_priority()
         engine = self._engine()
         if engine is None:
             message, details = self._failure() or ("", "")
@@ -184,8 +161,6 @@ class _EngineWorker(_Runner):
 
     @Slot()
     def start(self) -> None:
-        self._lowered = True
-        lower_thread_priority()  # before the engine starts its threads: they inherit it
         try:
             from engine import Engine
 
@@ -356,8 +331,10 @@ class EngineBridge(QObject):
             return
         import engine  # noqa: F401
 
+        # No lower priority (nice) for the lanes: a descheduled worker holding the GIL
+        # kept the GUI thread waiting longer (priority inversion on a busy machine).
         for thread in self._threads.values():
-            thread.start(QThread.Priority.LowPriority)
+            thread.start()
         self._sig_start.emit()
 
     @property
