@@ -302,6 +302,7 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=1000, help="sequential corrections")
     parser.add_argument("--locality", type=int, default=10, help="unrelated questions asked")
     parser.add_argument("--skip-feedback", action="store_true", help="layer 1 only")
+    parser.add_argument("--skip-memory", action="store_true", help="layer 3 only")
     parser.add_argument("--skip-calibration", action="store_true", help="no refit table")
     args = parser.parse_args()
     records, facts = load_edits()
@@ -338,18 +339,19 @@ def main() -> None:
             eng.wait_until_idle(1800)
             _log(f"indexed in {time.perf_counter() - t0:.0f} s")
         shutil.copytree(tmp / "data", tmp / "data-feedback")
-        unrelated = random.Random(3).sample(texts[half:], args.locality)
-        with Engine(tmp / "data", config, embedder=embedder) as eng:
-            eng.wait_until_idle(600)
-            rows = bench_memory(eng, test, facts, unrelated, total=args.total)
-            sys.stdout.flush()
-        rows.insert(
-            4, ("gate triggers on unrelated QA-fixture questions (held-out half)", _rate(fires))
-        )
-        print(f"\n### Layer 1: correction memory ({len(test)} held-out records)\n")
-        print("| measure | value |\n| --- | --- |")
-        for name, value in rows:
-            print(f"| {name} | {value} |")
+        if not args.skip_memory:
+            unrelated = random.Random(3).sample(texts[half:], args.locality)
+            with Engine(tmp / "data", config, embedder=embedder) as eng:
+                eng.wait_until_idle(600)
+                rows = bench_memory(eng, test, facts, unrelated, total=args.total)
+                sys.stdout.flush()
+            rows.insert(
+                4, ("gate triggers on unrelated QA-fixture questions (held-out half)", _rate(fires))
+            )
+            print(f"\n### Layer 1: correction memory ({len(test)} held-out records)\n")
+            print("| measure | value |\n| --- | --- |")
+            for name, value in rows:
+                print(f"| {name} | {value} |")
         if not args.skip_feedback:
             with Engine(tmp / "data-feedback", config, embedder=embedder) as eng:
                 eng.wait_until_idle(600)
