@@ -238,6 +238,7 @@ class Engine:
                 budget=cfg.answer_context_tokens,
                 max_new_tokens=cfg.max_new_tokens,
                 min_similarity=cfg.abstain_similarity,
+                max_uncovered=cfg.abstain_uncovered,
                 strategy=Strategy(cfg.answer_strategy),
                 sentences=cfg.answer_sentences,
                 on_token=on_token,
@@ -560,7 +561,7 @@ class Engine:
         return apply_boosts(hits, boosts, extra.values())[:limit]
 
     def wait_until_idle(self, timeout: float = 60.0) -> bool:
-        """Block until no work is queued or running; False if ``timeout`` passed first.
+        """Block until no work is queued or running; False if ``timeout`` passed with work left.
 
         Changes the watcher has seen but not yet handed over count as queued work.
         While folders are watched it waits at least a moment, so a file written
@@ -573,7 +574,9 @@ class Engine:
             while self._pending or time.monotonic() < grace_end:
                 now = time.monotonic()
                 if now >= deadline:
-                    return False
+                    # A timeout shorter than the grace (a progress loop polling every
+                    # 0.5 s) must still see idle: only pending work makes it False.
+                    return not self._pending
                 wait = deadline - now if self._pending else grace_end - now
                 self._idle.wait(min(wait, deadline - now))
         return True

@@ -216,7 +216,15 @@ class Generator:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def chat_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        """Token ids of a chat, ending with the assistant's turn opened."""
+        """Token ids of a chat, ending with the assistant's turn opened.
+
+        A base model without a chat template (Gemma 3 270M pt) gets the messages as
+        plain lines after its BOS token, ending in "Answer:".
+        """
+        if not getattr(self.tokenizer, "chat_template", None):
+            bos = self.tokenizer.bos_token_id
+            text = "\n".join(m["content"] for m in messages) + "\nAnswer:"
+            return ([int(bos)] if bos is not None else []) + self.encode(text)
         text = self.tokenizer.apply_chat_template(
             list(messages), add_generation_prompt=True, tokenize=False
         )
@@ -298,7 +306,8 @@ class Generator:
         rows = [[*c, *[pad] * (width - len(c))] for c in continuations]
         mask = [[1] * (len(prompt_ids) + len(c)) + [0] * (width - len(c)) for c in continuations]
         with self._lock, torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([list(prompt_ids)], device=self.device))
+            prefix = torch.tensor([list(prompt_ids)], device=self.device)
+            out = self.model(input_ids=prefix, logits_to_keep=1)  # only the last is read
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
             cache = getattr(out, self._cache_arg)
             cache.batch_repeat_interleave(n)
@@ -329,7 +338,9 @@ class Generator:
 
 
 def _end_of_turn(tokenizer: Any) -> str:
-    """The text that closes an assistant turn in this model's chat template."""
+    """The text that closes an assistant turn in this model's chat template ("\n" without one)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return "\n"
     probe = tokenizer.apply_chat_template(
         [{"role": "user", "content": "x"}, {"role": "assistant", "content": "\x00"}],
         tokenize=False,

@@ -121,6 +121,16 @@ def watched(eng: Engine, folder: Path) -> Engine:
     return eng
 
 
+def test_short_waits_see_an_idle_watched_folder(engine: Engine, folder: Path) -> None:
+    """A progress loop polls with timeouts shorter than the event grace; it must end.
+
+    (kenning index looped forever: every 0.5 s call ran out inside the 0.6 s grace.)
+    """
+    (folder / "a.md").write_text("# A\n\nSome text.\n", encoding="utf-8")
+    watched(engine, folder)
+    assert engine.wait_until_idle(timeout=0.05)
+
+
 # -- basic changes -----------------------------------------------------------------------------
 def test_create_edit_delete_are_searchable(engine: Engine, folder: Path) -> None:
     watched(engine, folder)
