@@ -72,8 +72,8 @@ class TrainSettings:
 
     rank: int = 8  # LoRA rank; 8 holds 1,000 short facts in 2.4M parameters
     alpha: int = 16  # LoRA scale numerator (scale = alpha / rank)
-    learning_rate: float = 1e-3  # AdamW; LoRA tolerates rates 10x a full fine-tune's
-    epochs: int = 6  # passes over the new corrections (each with its replay)
+    learning_rate: float = 3e-3  # AdamW; LoRA tolerates rates 10x a full fine-tune's
+    epochs: int = 12  # passes over the new corrections (each with its replay)
     batch_size: int = 16  # examples per step
     replay_ratio: float = 1.0  # replayed examples (old corrections, base answers) per new one
     seed: int = 0  # shuffling and LoRA initialisation
