@@ -255,7 +255,15 @@ def uncovered(question: str, hits: Sequence[Hit]) -> float:
     seen: set[str] = set()
     for hit in hits:
         seen |= content_words(hit.text + " " + " ".join(hit.heading_path))
-    return len(wanted - seen) / len(wanted)
+    missing = [w for w in wanted - seen if not _stem_seen(w, seen)]
+    return len(missing) / len(wanted)
+
+
+def _stem_seen(word: str, seen: set[str]) -> bool:
+    """Whether a 5-letter stem is seen under a longer or shorter cut ("land" in "lande")."""
+    return len(word) >= 4 and any(
+        len(s) >= 4 and (s.startswith(word) or word.startswith(s)) for s in seen
+    )
 
 
 def rank_sentences(question: str, hits: Sequence[Hit]) -> list[tuple[float, int, int, int]]:
@@ -295,6 +303,8 @@ _EDGE = _STOPWORDS | frozenset(
     "since however but so although though while whereas thus therefore including "
     "such particularly especially yet still even both either neither like via per".split()
 )
+
+
 def candidate_spans(question: str, sentence: str) -> list[tuple[int, int]]:
     """Answer candidates in a sentence: runs of words cut at question words and punctuation.
 
