@@ -231,6 +231,12 @@ _FRAME = frozenset(
     "percent wrote written go went come came take took make made besides around while now "
     "often first".split()
 )
+# "How long/far/tall ..." asks for a measure; the adjective names the kind of answer
+# ("twenty minutes"), which the passage need not repeat.
+_HOW_MEASURE = re.compile(
+    r"\bhow\s+(?:long|far|tall|high|large|big|wide|deep|heavy|fast|late|early|soon)\b",
+    re.IGNORECASE,
+)
 
 
 def uncovered(question: str, hits: Sequence[Hit]) -> float:
@@ -248,8 +254,10 @@ def uncovered(question: str, hits: Sequence[Hit]) -> float:
     0.0
     >>> uncovered("How much were imports worth in 2004?", [hit])
     0.3333333333333333
+    >>> uncovered("How long were exports worth $2 billion?", [hit])
+    0.0
     """
-    wanted = content_words(question) - _FRAME
+    wanted = content_words(_HOW_MEASURE.sub(" how ", question)) - _FRAME
     if not wanted:
         return 0.0
     seen: set[str] = set()

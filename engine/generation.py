@@ -169,6 +169,9 @@ class Generator:
         self.dtype = resolve_dtype(dtype, self.device)
         self.cache_dir: Path | None = None
         self.from_cache = False  # True when the dequantized cache was loaded
+        # Where a GGUF file was dequantized on this start: "child" (a child process,
+        # the usual way), "process" (this one: no cache, or the child failed) or None.
+        self.dequantized_in: str | None = None
         started = time.perf_counter()
         self.model, self.tokenizer = self._load(cache_root)
         self.model.to(self.device).eval()
@@ -207,7 +210,15 @@ class Generator:
             except ModelNotAvailableError as exc:
                 log.warning("%s; rebuilding the model cache", exc)
                 shutil.rmtree(cache, ignore_errors=True)
+        if _dequantize_in_child(path, cache, self.dtype):
+            try:
+                loaded = self._load_folder(cache)
+                self.dequantized_in = "child"
+                return loaded
+            except ModelNotAvailableError as exc:
+                log.warning("%s; dequantizing in this process instead", exc)
         model, tokenizer = self._load_gguf(path)
+        self.dequantized_in = "process"
         try:
             _write_cache(model, tokenizer, cache)
         except OSError as exc:  # a full or read-only disk costs speed, not answers
@@ -387,6 +398,61 @@ def _stop_ids(tokenizer: Any) -> frozenset[int]:
         if len(encoded) == 1:
             ids.add(encoded[0])
     return frozenset(int(i) for i in ids if i is not None)
+
+
+def _dequantize_in_child(path: Path, cache: Path, dtype: Any) -> bool:
+    """Dequantize ``path`` into ``cache`` in a child process; True if the cache is there.
+
+    Why a child: transformers' GGUF reader dequantizes in numpy calls that hold the
+    GIL for up to ~0.3 s each, 10-40 s in all, which froze the window (a 10 ms GUI
+    timer saw 284 ms gaps). In a child process the GIL is not shared, the window
+    stays responsive, and this process then loads the cache in well under a second.
+    Any failure (a corrupt file, no memory, no ``spawn`` support) returns False and
+    the caller dequantizes in-process, which raises the readable error.
+    """
+    import multiprocessing
+
+    try:
+        ctx = multiprocessing.get_context("spawn")  # fork would copy threads and locks
+        child = ctx.Process(
+            target=_dequantize_to_cache,
+            args=(str(path), str(cache), str(dtype).removeprefix("torch.")),
+            name="kenning-dequantize",
+            daemon=True,
+        )
+        child.start()
+        child.join()
+    except Exception as exc:  # frozen builds without spawn support, no fork/exec, ...
+        log.warning("could not dequantize %s in a child process: %s", path.name, exc)
+        return False
+    if child.exitcode != 0:
+        log.warning(
+            "dequantizing %s in a child process failed (exit %s)", path.name, child.exitcode
+        )
+    return child.exitcode == 0 and (cache / "config.json").exists()
+
+
+def _dequantize_to_cache(path: str, cache: str, dtype: str) -> None:
+    """Child process body of :func:`_dequantize_in_child`."""
+    if hasattr(os, "nice"):
+        os.nice(10)  # background work: the window's process comes first for the CPU
+    os.environ["TQDM_DISABLE"] = "1"  # the GGUF reader's progress bar is noise here
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    source = Path(path)
+    kwargs: dict[str, Any] = {"gguf_file": source.name, "local_files_only": True}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source.parent), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(source.parent), dtype=getattr(torch, dtype), **kwargs
+        )
+        _write_cache(model, tokenizer, Path(cache))
+    except Exception as exc:  # the parent retries in-process and reports it readably
+        log.warning("dequantizing %s failed: %s", source.name, exc)
+        sys.exit(2)
 
 
 def _write_cache(model: Any, tokenizer: Any, cache: Path) -> None:

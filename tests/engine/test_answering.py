@@ -114,6 +114,14 @@ def test_generative_mode_streams_token_by_token(generator: Generator) -> None:
     assert len(pieces) > 1 and "".join(pieces) == decoded.text
 
 
+def test_how_long_question_is_answered_not_abstained(engine: Engine) -> None:
+    # "long" names the kind of answer; the passage says "forty minutes", not "long".
+    answer = engine.ask("How long should the loaf bake?")
+    assert not answer.abstained
+    assert answer.sources[answer.cited[0]].path.name == "bread.md"
+    assert "forty minutes" in answer.text
+
+
 def test_off_topic_question_abstains_and_still_shows_passages(engine: Engine) -> None:
     answer = engine.ask("What is the boiling point of liquid nitrogen?")
     assert answer.abstained
@@ -133,9 +141,12 @@ def test_cache_is_used_then_rebuilt_when_the_model_changes(
     generator: Generator, model_copy: Path, cache_root: Path
 ) -> None:
     assert generator.cache_dir is not None and (generator.cache_dir / "config.json").exists()
+    # Dequantized in a child process: its GIL-holding numpy work never froze the window.
+    assert generator.dequantized_in == "child" and not generator.from_cache
     written = (generator.cache_dir / "model.safetensors").stat().st_mtime_ns
     again = Generator(model_copy, cache_root=cache_root, device="cpu")
     assert again.from_cache and again.cache_dir == generator.cache_dir
+    assert again.dequantized_in is None
     assert (generator.cache_dir / "model.safetensors").stat().st_mtime_ns == written
 
     with model_copy.open("ab") as fh:  # trailing bytes: still a readable GGUF, a new file
