@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -228,6 +229,8 @@ class EngineBridge(QObject):
         embedder: An already loaded embedder to share (tests).
         generator: An already loaded answer model to share (tests).
         poll_status: Refresh ``sig_status`` every :data:`STATUS_INTERVAL_MS`.
+        warm_up: Load the models on the ``answer`` lane as soon as the engine is up
+            (``sig_models_ready`` follows), so the first question does not wait.
 
     Call :meth:`start` once the window is up, and :meth:`shutdown` before quitting.
     """
@@ -249,6 +252,7 @@ class EngineBridge(QObject):
     sig_corrections = Signal(object)  # list[Correction]
     sig_learning = Signal(object)  # dict: status, versions (None where unavailable)
     sig_rated = Signal(int, bool)  # chunk id, helpful
+    sig_models_ready = Signal(float)  # seconds the warm-up took
 
     _sig_start = Signal()
     _sig_close = Signal()
@@ -261,9 +265,11 @@ class EngineBridge(QObject):
         embedder: Embedder | None = None,
         generator: Generator | None = None,
         poll_status: bool = True,
+        warm_up: bool = True,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self._warm_up = warm_up
         self.data_dir = Path(data_dir)
         self.config = config
         self._embedder = embedder
@@ -684,6 +690,12 @@ class EngineBridge(QObject):
         if self._poll_status:
             self._timer.start()
         self.refresh_status()
+        if self._warm_up:
+            self._submit(
+                _Job(
+                    "Could not load the models", _warm_up, self.sig_models_ready.emit, lane="answer"
+                )
+            )
 
     @Slot(str, str)
     def _on_start_failed(self, message: str, details: str) -> None:
@@ -772,6 +784,12 @@ def default_settings() -> EngineConfig:
     from engine import EngineConfig
 
     return EngineConfig()
+
+
+def _warm_up(engine: Engine, _report: Report) -> float:
+    started = time.perf_counter()
+    engine.warm_up()
+    return time.perf_counter() - started
 
 
 def _status(engine: Engine, _report: Report) -> Any:

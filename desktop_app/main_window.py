@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
 
     def _wire_bridge(self) -> None:
         self.bridge.sig_ready.connect(self._engine_ready)
+        self.bridge.sig_models_ready.connect(self._models_ready)
         self.bridge.sig_status.connect(self.show_status)
         self.bridge.sig_search_results.connect(self.show_results)
         self.bridge.sig_error.connect(self.show_error)
@@ -376,8 +377,11 @@ class MainWindow(QMainWindow):
 
     # -- rendering -----------------------------------------------------------------------
     def _engine_ready(self) -> None:
-        self.progress.show_message("Ready")
+        self.progress.show_message("Ready; loading the models in the background…")
         self.bridge.list_conversations()
+
+    def _models_ready(self, seconds: float) -> None:
+        self.progress.show_message(f"Ready: models loaded in {seconds:.1f} s")
 
     def show_status(self, status: Any) -> None:
         self.folders.show_status(status)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import ModelNotAvailableError
+from engine.native import preload_torch
 
 # Never let huggingface_hub reach for the network: weights are local or absent.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +70,7 @@ class Embedder:
         path = Path(model_path) if model_path else bundled_embedding_model_path()
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
             raise ModelNotAvailableError(f"No sentence-transformers model in {path}")
+        preload_torch()  # the expensive part of importing torch, with the GIL free
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer

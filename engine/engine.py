@@ -194,6 +194,18 @@ class Engine:
                 )
             return self._generator
 
+    def warm_up(self) -> None:
+        """Load the embedding and answer models now instead of on first use.
+
+        The desktop app calls this on a worker thread right after start, so the
+        first question does not wait for a model load (seconds; a first run
+        dequantizes the bundled model in a child process) and the imports are
+        over before the person starts working. Raises what loading raises
+        (:class:`ModelNotAvailableError` for a missing or broken model).
+        """
+        self.embedder  # noqa: B018 - the property loads the model
+        self.generator  # noqa: B018
+
     @_pauses_training
     def ask(
         self,

@@ -30,6 +30,7 @@ from typing import Any
 
 from engine.embedding import select_device
 from engine.errors import ModelNotAvailableError
+from engine.native import preload_torch
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class Generator:
         dtype: str = "auto",
         threads: int = 0,
     ) -> None:
+        preload_torch()  # the expensive part of importing torch, with the GIL free
         import torch
         import transformers
 

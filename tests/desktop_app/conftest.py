@@ -50,7 +50,8 @@ def settings(tmp_path: Path) -> QSettings:
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path, embedder: Any, settings: QSettings) -> Iterator[MainWindow]:
     """The main window on a started engine with an empty data dir."""
-    bridge = EngineBridge(tmp_path / "data", embedder=embedder)
+    # No warm-up: it would load (dequantize) the answer model these tests never use.
+    bridge = EngineBridge(tmp_path / "data", embedder=embedder, warm_up=False)
     win = MainWindow(bridge, settings, config_path=tmp_path / "config.toml")
     qtbot.addWidget(win)
     with qtbot.waitSignal(bridge.sig_ready, timeout=60_000):

@@ -38,3 +38,33 @@ def test_an_engine_that_cannot_start_is_reported_not_hung(qtbot: Any, tmp_path: 
     finally:
         bridge.shutdown()
     assert not bridge._threads["index"].isRunning()
+
+
+def test_models_load_in_the_background_right_after_start(
+    qtbot: Any, tmp_path: Path, embedder: Any, generator: Any
+) -> None:
+    bridge = EngineBridge(tmp_path / "data", embedder=embedder, generator=generator)
+    try:
+        with qtbot.waitSignal(bridge.sig_models_ready, timeout=60_000) as warmed:
+            bridge.start()
+        assert warmed.args[0] >= 0.0
+    finally:
+        bridge.shutdown()
+
+
+def test_a_broken_answer_model_is_reported_once_loading_starts(
+    qtbot: Any, tmp_path: Path, embedder: Any
+) -> None:
+    from engine import EngineConfig
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model")
+    config = EngineConfig(generator_model=str(broken))
+    bridge = EngineBridge(tmp_path / "data", config, embedder=embedder, poll_status=False)
+    try:
+        with qtbot.waitSignal(bridge.sig_error, timeout=60_000) as failed:
+            bridge.start()
+        assert failed.args[0] == "Could not load the models"
+        assert "not a GGUF file" in failed.args[1] and "Traceback" not in failed.args[1]
+    finally:
+        bridge.shutdown()
