@@ -469,6 +469,20 @@ class EngineBridge(QObject):
             engine.cancel()
         self.refresh_status()
 
+    def set_indexing_paused(self, paused: bool) -> None:
+        """Hold indexing after the current file, or let it go on.
+
+        Like :meth:`cancel` this only flips a flag (no waiting), so it is called
+        directly rather than queued behind the long call it is meant to hold.
+        """
+        engine = self._worker.engine
+        if engine is not None:
+            if paused:
+                engine.pause_indexing()
+            else:
+                engine.resume_indexing()
+        self.refresh_status()
+
     def refresh_status(self) -> None:
         """Ask for a fresh ``sig_status``; skipped while one is still on its way."""
         if self._status_pending or not self._ready or self._closed:

@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.progress = IndexingProgress(self)
         self.progress.sig_cancel_requested.connect(self.bridge.cancel)
+        self.progress.sig_pause_requested.connect(self.bridge.set_indexing_paused)
         self.statusBar().addWidget(self.progress, 1)
         self.sync_label = QLabel(self)
         self.sync_label.setAccessibleName("Live sync")

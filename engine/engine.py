@@ -38,7 +38,7 @@ from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import EngineClosedError, EngineError, FolderNotFoundError
 from engine.generation import Generator, TokenCallback
-from engine.indexing import Cancelled, Indexer, IndexStats
+from engine.indexing import CancelFlag, Cancelled, Indexer, IndexStats
 from engine.progress import Progress
 from engine.retrieval import Hit, SearchMode
 from engine.retrieval import search as hybrid_search
@@ -130,7 +130,7 @@ class Engine:
         self._idle = threading.Condition()
         self._pending = 0  # queued + running jobs
         self._running: _Job | None = None
-        self._cancel = threading.Event()
+        self._cancel = CancelFlag()  # also pauses indexing (pause_indexing)
         self._closed = False
         self._startup_error: BaseException | None = None
         self.last_stats = IndexStats()
@@ -610,6 +610,22 @@ class Engine:
             self._pending -= dropped
             self._idle.notify_all()
 
+    def pause_indexing(self) -> None:
+        """Hold indexing after the file in progress until :meth:`resume_indexing`.
+
+        Changes that arrive meanwhile queue up and are indexed on resume; search
+        and answers keep working on what is indexed. Cancel and close end a pause.
+        """
+        self._cancel.pause()
+
+    def resume_indexing(self) -> None:
+        """Continue indexing where :meth:`pause_indexing` held it."""
+        self._cancel.resume()
+
+    @property
+    def indexing_paused(self) -> bool:
+        return self._cancel.paused
+
     def status(self) -> Status:
         """Folders, counts, queued work, progress and every skipped file with its reason."""
         self._check_open()
@@ -642,6 +658,7 @@ class Engine:
             busy=running is not None,
             progress=self.progress.snapshot(),
             errors=tuple(self.store.errors()),
+            paused=self._cancel.paused,
         )
 
     def close(self) -> None:
@@ -651,7 +668,7 @@ class Engine:
         self._closed = True
         self._watcher.stop()  # first: no change set may arrive after the worker's last job
         self._adapter_scheduler.stop()
-        self.cancel()
+        self.cancel()  # also ends a pause
         self._jobs.put(None)
         self._worker.join()
         if self._index is not None and self._index_dirty:

@@ -29,3 +29,4 @@ class Status:
     busy: bool  # a job is running
     progress: ProgressSnapshot | None
     errors: tuple[FileError, ...]  # every file skipped, with its reason
+    paused: bool = False  # indexing held by Engine.pause_indexing

@@ -1,4 +1,4 @@
-"""The status bar's indexing progress: task, done/total, current file, ETA, Cancel."""
+"""The status bar's indexing progress: task, done/total, current file, ETA, Pause, Cancel."""
 
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ class IndexingProgress(QWidget):
     """Shows what the engine is doing; Cancel emits ``sig_cancel_requested``."""
 
     sig_cancel_requested = Signal()
+    sig_pause_requested = Signal(bool)  # True: pause, False: resume
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,17 +75,33 @@ class IndexingProgress(QWidget):
         self.cancel_button.setToolTip("Stop indexing (Esc); it picks up again on the next sync")
         self.cancel_button.clicked.connect(self.sig_cancel_requested)
         self.cancel_button.hide()
+        self.pause_button = QToolButton(self)
+        self.pause_button.setText("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setAccessibleName("Pause indexing")
+        self.pause_button.setToolTip("Hold indexing after the current file; search keeps working")
+        self.pause_button.toggled.connect(self._pause_toggled)
+        self.pause_button.hide()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 4, 0)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.bar)
+        layout.addWidget(self.pause_button)
         layout.addWidget(self.cancel_button)
+
+    def _pause_toggled(self, paused: bool) -> None:
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.setAccessibleName("Resume indexing" if paused else "Pause indexing")
+        self.sig_pause_requested.emit(paused)
 
     def show_status(self, status: Any) -> None:
         progress = status.progress
         busy = progress is not None or status.busy or status.queued > 0
+        paused = bool(getattr(status, "paused", False))
         if progress is not None:
             text = describe_progress(progress)
+            if paused:
+                text = "Paused · " + text
             if status.queued:
                 text += f" · {status.queued} more queued"
         elif busy:
@@ -100,6 +117,12 @@ class IndexingProgress(QWidget):
             self.bar.setRange(0, 0)  # busy indicator
         self.bar.setVisible(busy)
         self.cancel_button.setVisible(busy)
+        self.pause_button.setVisible(busy or paused)
+        if self.pause_button.isChecked() != paused:
+            self.pause_button.blockSignals(True)  # the engine's state, not a new request
+            self.pause_button.setChecked(paused)
+            self.pause_button.setText("Resume" if paused else "Pause")
+            self.pause_button.blockSignals(False)
 
     def show_message(self, text: str) -> None:
         self.label.setText(text)

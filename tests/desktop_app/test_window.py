@@ -92,6 +92,7 @@ def test_shortcuts_and_accessible_names(qtbot: Any, window: MainWindow) -> None:
         window.folders.add_button,
         window.folders.remove_button,
         window.progress.cancel_button,
+        window.progress.pause_button,
         window.progress.bar,
         window.question_box,
         window.transcript,
@@ -155,3 +156,27 @@ def test_new_settings_are_saved_and_the_engine_restarts_and_reindexes(
     # Re-indexed from scratch with the new ignore pattern: garden.md is left out.
     qtbot.waitUntil(lambda: _indexed(window, notes, 2), timeout=INDEX_TIMEOUT_MS)
     assert [Path(hit.path).name for hit in _search(qtbot, window, "basil")] != ["garden.md"]
+
+
+def test_pause_holds_indexing_and_resume_finishes_it(
+    qtbot: Any, window: MainWindow, tmp_path: Path
+) -> None:
+    many = tmp_path / "many"
+    many.mkdir()
+    for n in range(60):
+        (many / f"note{n:02d}.md").write_text(f"# Note {n}\n\nThe bicycle number {n} needs oil.\n")
+    window.add_folder(many)
+    qtbot.waitUntil(window.progress.pause_button.isVisible, timeout=30_000)
+    qtbot.mouseClick(window.progress.pause_button, Qt.MouseButton.LeftButton)
+    assert window.progress.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: window.progress.label.text().startswith("Paused"), timeout=10_000)
+    row = window.folders.folder_row(many)
+    held = row["Files"] if row else "0"
+    qtbot.wait(1500)
+    row = window.folders.folder_row(many)
+    assert (row["Files"] if row else "0") == held  # nothing indexed while paused
+    assert int(held) < 60
+
+    qtbot.mouseClick(window.progress.pause_button, Qt.MouseButton.LeftButton)
+    assert window.progress.pause_button.text() == "Pause"
+    qtbot.waitUntil(lambda: _indexed(window, many, 60), timeout=INDEX_TIMEOUT_MS)

@@ -231,3 +231,40 @@ def test_vectors_in_the_index_match_the_stored_text(engine: Engine, folder: Path
         keys, scores = engine._index.search(vector, 1)  # type: ignore[union-attr]
         assert int(keys[0]) == chunk_id and scores[0] > 0.999
     assert np.isin(np.asarray(ids, dtype=np.uint64), engine._index.keys()).all()  # type: ignore[union-attr]
+
+
+def test_paused_indexing_holds_between_files_and_resumes(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for n in range(40):
+        (notes / f"note{n:02d}.md").write_text(f"# Note {n}\n\nThe kettle number {n} boils.\n")
+    with Engine(tmp_path / "data", embedder=embedder) as eng:
+        eng.pause_indexing()
+        eng.add_folder(notes)
+        assert not eng.wait_until_idle(1.5)  # held, not finished
+        held = eng.status()
+        assert held.paused and eng.indexing_paused
+        assert held.files < 40
+        assert not eng.wait_until_idle(0.5)
+        assert eng.status().files == held.files  # nothing moved while paused
+        assert eng.search("kettle number boils", 3) is not None  # search still answers
+
+        eng.resume_indexing()
+        assert eng.wait_until_idle(60)
+        done = eng.status()
+        assert not done.paused and done.files == 40
+
+
+def test_close_ends_a_pause_instead_of_hanging(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for n in range(10):
+        (notes / f"n{n}.md").write_text(f"Note {n} about tomatoes.\n")
+    eng = Engine(tmp_path / "data", embedder=embedder)
+    eng.pause_indexing()
+    eng.add_folder(notes)
+    eng.wait_until_idle(1.0)
+    eng.close()  # returns: the paused job is cancelled at its checkpoint
+    with Engine(tmp_path / "data", embedder=embedder) as again:
+        assert again.wait_until_idle(60)
+        assert again.status().files == 10  # the start-up sync finished the rest
