@@ -282,7 +282,9 @@ class EngineBridge(QObject):
         self._quiet_failing = False
         self._ready = False
         self._closed = False
-        self._restarting = False
+        self._restarting = False  # between restart() and the new engine's lanes
+        self._restart_to: tuple[EngineConfig | None, Path | str] = (config, self.data_dir)
+        self._retiring: list[QThread] = []
         self._held: list[_Job] = []  # jobs for lanes that wait on the engine to start
         self._answer_log: AnswerLog | None = None
         self._timer = QTimer(self)
@@ -347,6 +349,11 @@ class EngineBridge(QObject):
     def is_ready(self) -> bool:
         return self._ready
 
+    @property
+    def is_restarting(self) -> bool:
+        """Between :meth:`restart` and the moment the new engine's lanes start."""
+        return self._restarting
+
     def shutdown(self) -> None:
         """Stop indexing and answers, close the engine on its thread and join the threads."""
         if self._closed:
@@ -371,26 +378,63 @@ class EngineBridge(QObject):
         self._threads["index"].wait()
 
     def restart(self, config: EngineConfig | None, data_dir: Path | str | None = None) -> None:
-        """Close the engine and open a new one with ``config`` (and ``data_dir``).
+        """Close the engine and open a new one with ``config`` (and ``data_dir``); returns at once.
 
-        Waits for the running calls to finish (an answer in progress is stopped),
-        so call it when the person saved new settings, not in a loop.
+        The GUI thread does not wait: an answer in progress is stopped, indexing is
+        cancelled, and the old lanes close the engine on their own threads. When the
+        last of them has finished, new lanes open the new engine and ``sig_ready``
+        follows. Calls made meanwhile wait for the new engine; a second restart
+        before the first is done replaces its settings.
         """
         if self._closed:
             return
+        self._restart_to = (config, data_dir if data_dir is not None else self.data_dir)
+        if self._restarting:
+            return
         self._timer.stop()
         self._ready = False
-        self._stop_lanes()
+        self._restarting = True
+        for stop in self._stops.values():
+            stop.set()  # a streaming answer gives up at its next token
+        running = [t for t in self._threads.values() if t.isRunning()]
+        self._retiring = running
+        if not running:
+            self._reopen()
+            return
+        for thread in running:
+            thread.finished.connect(self._on_lane_retired)
+        self.cancel()  # the running indexing job stops at its next step
+        for lane in LANES[1:]:
+            self._threads[lane].quit()
+        self._sig_close.emit()  # the index lane closes the engine, then quits its thread
+
+    @Slot()
+    def _on_lane_retired(self) -> None:
+        if any(thread.isRunning() for thread in self._retiring):
+            return
+        self._reopen()
+
+    def _reopen(self) -> None:
+        """Open the engine of :meth:`restart` once the old lanes are gone."""
+        for thread in self._retiring:
+            thread.finished.disconnect(self._on_lane_retired)
+        self._retiring = []
+        if self._answer_log is not None:
+            self._answer_log.close()  # the side lane that used it has finished
+            self._answer_log = None
+        config, data_dir = self._restart_to
         before = self.config
         if _field(before, "embedding_model") != _field(config, "embedding_model"):
             self._embedder = None  # a shared model is the wrong one now
         if _field(before, "generator_model") != _field(config, "generator_model"):
             self._generator = None
         self.config = config
-        if data_dir is not None:
-            self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir)
         self._status_pending = False  # a poll in flight died with the old lanes
         self._stops.clear()
+        self._restarting = False
+        if self._closed:
+            return
         self._make_lanes()
         self.start()
 
@@ -684,6 +728,9 @@ class EngineBridge(QObject):
     # -- plumbing ------------------------------------------------------------------------
     def _submit(self, job: _Job) -> None:
         if self._closed:
+            return
+        if self._restarting:
+            self._held.append(job)  # for the new engine, once it is up
             return
         if not self._threads["index"].isRunning():
             self.start()

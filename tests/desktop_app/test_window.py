@@ -150,6 +150,9 @@ def test_new_settings_are_saved_and_the_engine_restarts_and_reindexes(
 
     with qtbot.waitSignal(window.bridge.sig_ready, timeout=60_000):
         window.apply_settings(old, new, window.bridge.data_dir)
+        # Returned before the old engine closed: the GUI thread never waited on it.
+        assert window.bridge.is_restarting and not window.bridge.is_ready
+        window.bridge.search("basil")  # held for the new engine, not lost
 
     assert load_settings(tmp_path / "config.toml") == new
     assert window.bridge.config == new
