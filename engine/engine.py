@@ -276,7 +276,9 @@ class Engine:
 
         Durable when this returns (SQLite, synchronous commit), and effective at once:
         the question is embedded into the exact correction memory before returning.
-        An older correction of the same fact is superseded. Passages containing the
+        An older correction of the same fact (same question, or same names and a
+        near-certain gate match; see :meth:`CorrectionMemory.same_fact`) is superseded;
+        other questions about the same subject stay in effect. Passages containing the
         corrected answer are rated helpful for the question (retrieval feedback).
 
         Args:
@@ -291,7 +293,7 @@ class Engine:
         store = self._corrections_store()
         memory = self._correction_memory()
         with self._adapt_lock:
-            older = [m.correction.id for m in memory.matches(question)]
+            older = [m.correction.id for m in memory.same_fact(question)]
             correction = store.add(question, corrected_answer, answer_id=answer_id)
             if older:
                 store.supersede(older, correction.id)

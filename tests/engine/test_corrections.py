@@ -17,8 +17,10 @@ from engine import Engine, EngineConfig
 from engine.adaptation.corrections import FORMAT_VERSION, Correction, CorrectionStore
 from engine.adaptation.memory import (
     CorrectionMemory,
+    answer_kind,
     entity_overlap,
     entity_tokens,
+    kinds_agree,
     mask_entities,
 )
 from engine.embedding import Embedder
@@ -121,6 +123,46 @@ def test_memory_gate_takes_paraphrases_and_refuses_near_misses(embedder: Embedde
     assert memory.ids() == [2]
 
 
+def test_question_words_that_ask_for_different_kinds_never_match() -> None:
+    assert answer_kind("Who founded Acme Robotics?") == "person"
+    assert answer_kind("Where was Acme Robotics founded?") == "place"
+    assert answer_kind("How many moons does Mars have?") == "amount"
+    assert answer_kind("In which city was Acme Robotics founded?") is None
+    assert not kinds_agree("Who founded Acme Robotics?", "Where was Acme Robotics founded?")
+    assert kinds_agree("Where was Ada Lovelace born?", "What is the birthplace of Ada Lovelace?")
+
+
+def test_two_relations_of_one_subject_are_both_held(embedder: Embedder) -> None:
+    memory = CorrectionMemory(embedder)
+    facts = [
+        ("Where was Nikola Tesla born?", "Porto"),
+        ("Where did Nikola Tesla die?", "Prague"),
+        ("What is the occupation of Ella Fitzgerald?", "librarian"),
+        ("Who is the employer of Ella Fitzgerald?", "Lego"),
+        ("Where was Granite Labs founded?", "Leipzig"),
+        ("Who founded Granite Labs?", "Omar Haddad"),
+    ]
+    for i, (question, answer) in enumerate(facts, start=1):
+        assert memory.same_fact(question) == []  # another relation: nothing replaced
+        memory.add([_fix(i, question, answer)])
+    for i, (question, _answer) in enumerate(facts, start=1):
+        hit = memory.lookup(question)
+        assert hit is not None and hit.correction.id == i
+    assert memory.lookup("Who founded Acme Robotics?") is None  # another subject
+
+
+def test_a_recorrection_of_the_same_fact_replaces_the_older(embedder: Embedder) -> None:
+    memory = CorrectionMemory(embedder)
+    memory.add(
+        [
+            _fix(1, "Where was Nikola Tesla born?", "Porto"),
+            _fix(2, "Where did Nikola Tesla die?", "Prague"),
+        ]
+    )
+    assert [m.correction.id for m in memory.same_fact("where was Nikola Tesla born")] == [1]
+    assert memory.same_fact("Where was Marie Curie born?") == []
+
+
 def test_cached_vectors_rebuild_the_same_memory(embedder: Embedder, tmp_path: Path) -> None:
     store = CorrectionStore(tmp_path / "c.sqlite3")
     fix = store.add("Where was Marie Curie born?", "Lisbon")
@@ -183,10 +225,14 @@ def test_correct_then_ask_again_rephrase_override_and_forget(engine: Engine) -> 
     assert rephrased.correction is not None and rephrased.correction.id == fix.id
     assert engine.ask("When does the Lisbon office open?").text == unrelated.text
 
+    other = engine.record_correction("Where does Miso sleep?", "on the red chair")
     newer = engine.record_correction(question, "a Siamese")
     assert "Siamese" in engine.ask(question).text
     listed = {c.id: c for c in engine.corrections()}
     assert listed[fix.id].superseded_by == newer.id
+    assert listed[other.id].in_effect  # another question about Miso is kept
+    assert engine.ask("Where does Miso sleep?").text == "on the red chair"
+    engine.forget_correction(other.id)
 
     engine.forget_correction(newer.id)
     assert engine.ask(question).text == "a Norwegian Forest cat"  # the older one is back
