@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -402,6 +403,13 @@ def _stop_ids(tokenizer: Any) -> frozenset[int]:
     return frozenset(int(i) for i in ids if i is not None)
 
 
+# The frozen build's entry point runs dequantize_main when given this flag first.
+DEQUANTIZE_FLAG = "--kenning-dequantize"
+_CHILD_CODE = (
+    "import sys; from engine.generation import dequantize_main as m; sys.exit(m(sys.argv[1:]))"
+)
+
+
 def _dequantize_in_child(path: Path, cache: Path, dtype: Any) -> bool:
     """Dequantize ``path`` into ``cache`` in a child process; True if the cache is there.
 
@@ -409,33 +417,43 @@ def _dequantize_in_child(path: Path, cache: Path, dtype: Any) -> bool:
     GIL for up to ~0.3 s each, 10-40 s in all, which froze the window (a 10 ms GUI
     timer saw 284 ms gaps). In a child process the GIL is not shared, the window
     stays responsive, and this process then loads the cache in well under a second.
-    Any failure (a corrupt file, no memory, no ``spawn`` support) returns False and
-    the caller dequantizes in-process, which raises the readable error.
-    """
-    import multiprocessing
 
+    A plain subprocess, not multiprocessing: spawn re-imports the caller's main
+    module in the child, which would rerun a script without a ``__main__`` guard
+    (a second engine on the same data dir). Any failure (a corrupt file, no
+    memory) returns False and the caller dequantizes in-process, which raises
+    the readable error.
+    """
+    if getattr(sys, "frozen", False):
+        command = [sys.executable, DEQUANTIZE_FLAG]  # see packaging/entry.py
+    else:
+        command = [sys.executable, "-c", _CHILD_CODE]
+    here = str(Path(__file__).resolve().parent.parent)  # so the child imports this engine
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    )
     try:
-        ctx = multiprocessing.get_context("spawn")  # fork would copy threads and locks
-        child = ctx.Process(
-            target=_dequantize_to_cache,
-            args=(str(path), str(cache), str(dtype).removeprefix("torch.")),
-            name="kenning-dequantize",
-            daemon=True,
+        done = subprocess.run(
+            [*command, str(path), str(cache), str(dtype).removeprefix("torch.")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            check=False,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),  # no console on Windows
         )
-        child.start()
-        child.join()
-    except Exception as exc:  # frozen builds without spawn support, no fork/exec, ...
+    except OSError as exc:
         log.warning("could not dequantize %s in a child process: %s", path.name, exc)
         return False
-    if child.exitcode != 0:
-        log.warning(
-            "dequantizing %s in a child process failed (exit %s)", path.name, child.exitcode
-        )
-    return child.exitcode == 0 and (cache / "config.json").exists()
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        log.warning("dequantizing %s in a child process failed: %s", path.name, " | ".join(tail))
+    return done.returncode == 0 and (cache / "config.json").exists()
 
 
-def _dequantize_to_cache(path: str, cache: str, dtype: str) -> None:
-    """Child process body of :func:`_dequantize_in_child`."""
+def dequantize_main(argv: Sequence[str]) -> int:
+    """Child process of :func:`_dequantize_in_child`: ``GGUF_FILE CACHE_DIR DTYPE``."""
+    path, cache, dtype = argv
     if hasattr(os, "nice"):
         os.nice(10)  # background work: the window's process comes first for the CPU
     os.environ["TQDM_DISABLE"] = "1"  # the GGUF reader's progress bar is noise here
@@ -453,8 +471,9 @@ def _dequantize_to_cache(path: str, cache: str, dtype: str) -> None:
         )
         _write_cache(model, tokenizer, Path(cache))
     except Exception as exc:  # the parent retries in-process and reports it readably
-        log.warning("dequantizing %s failed: %s", source.name, exc)
-        sys.exit(2)
+        print(f"dequantizing {source.name} failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _write_cache(model: Any, tokenizer: Any, cache: Path) -> None:
