@@ -49,6 +49,7 @@ from engine.watching import EVENT_GRACE_SECONDS, ChangeSet, FolderWatcher, apply
 log = logging.getLogger(__name__)
 
 STORE_FILE = "kenning.sqlite3"
+ANSWERED_FROM_KEPT = 1000  # recent answers given from a correction, remembered by id
 INDEX_FILE = "vectors.usearch"
 # Layout of the vector index file; a different one is rebuilt from the store.
 INDEX_FORMAT = 1
@@ -116,6 +117,9 @@ class Engine:
         # Learning from corrections (engine.adaptation): opened on first use.
         self._adapt_lock = threading.RLock()
         self._correction_store: CorrectionStore | None = None
+        # answer_id -> id of the correction that answered it (recent answers only), so
+        # correcting such an answer replaces that correction (record_correction).
+        self._answered_from: dict[str, int] = {}
         self._memory: CorrectionMemory | None = None
         self._feedback: FeedbackBoosts | None = None
         # Called (with no arguments) after a correction is recorded or forgotten, on the
@@ -238,6 +242,10 @@ class Engine:
         retrieved = time.perf_counter()
         if match is not None:
             answer = _corrected_answer(question, hits, match)
+            with self._adapt_lock:
+                self._answered_from[answer.answer_id] = match.correction.id
+                while len(self._answered_from) > ANSWERED_FROM_KEPT:
+                    del self._answered_from[next(iter(self._answered_from))]
             if on_token is not None:
                 on_token(answer.text)
         elif (recalled := self._recall(question, hits, on_token)) is not None:
@@ -277,7 +285,8 @@ class Engine:
         Durable when this returns (SQLite, synchronous commit), and effective at once:
         the question is embedded into the exact correction memory before returning.
         An older correction of the same fact (same question, or same names and a
-        near-certain gate match; see :meth:`CorrectionMemory.same_fact`) is superseded;
+        near-certain gate match; see :meth:`CorrectionMemory.same_fact`) is superseded,
+        and so is the correction that gave the answer ``answer_id`` names, if one did;
         other questions about the same subject stay in effect. Passages containing the
         corrected answer are rated helpful for the question (retrieval feedback).
 
@@ -294,6 +303,13 @@ class Engine:
         memory = self._correction_memory()
         with self._adapt_lock:
             older = [m.correction.id for m in memory.same_fact(question)]
+            shown = self._answered_from.pop(answer_id, None) if answer_id else None
+            if shown is not None and shown not in older:
+                # Correcting an answer that came from a correction replaces that one,
+                # however differently the question was worded this time.
+                current = store.get(shown)
+                if current is not None and current.in_effect:
+                    older.append(shown)
             correction = store.add(question, corrected_answer, answer_id=answer_id)
             if older:
                 store.supersede(older, correction.id)

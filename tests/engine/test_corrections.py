@@ -234,6 +234,18 @@ def test_correct_then_ask_again_rephrase_override_and_forget(engine: Engine) -> 
     assert engine.ask("Where does Miso sleep?").text == "on the red chair"
     engine.forget_correction(other.id)
 
+    # Correcting an answer that came from a correction replaces it, even when the
+    # question is worded too differently for the same-fact rule.
+    wording = "Miso is what kind of cat?"
+    assert not engine._correction_memory().same_fact(wording)  # the rule alone would keep both
+    shown = engine.ask(wording)
+    assert shown.correction is not None and shown.correction.id == newer.id
+    reworded = engine.record_correction(wording, "a Bengal", answer_id=shown.answer_id)
+    assert {c.id: c for c in engine.corrections()}[newer.id].superseded_by == reworded.id
+    assert engine.ask(question).text == "a Bengal"
+    engine.forget_correction(reworded.id)
+    assert engine.ask(question).text == "a Siamese"  # undo brings the replaced one back
+
     engine.forget_correction(newer.id)
     assert engine.ask(question).text == "a Norwegian Forest cat"  # the older one is back
     gone = engine.forget_correction(fix.id)
