@@ -197,22 +197,60 @@ _STOPWORDS = frozenset(
     "about after before during many much one".split()
 )
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)")
+# A full stop after these does not end a sentence ("Dr. Molar", "St. Louis", "e.g. this").
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st mt jr sr vs etc e.g i.e no nos inc ltd co corp gen gov sen rep "
+    "lt col capt sgt fr rev approx ca fig vol op jan feb mar apr jun jul aug sep sept oct "
+    "nov dec u.s u.k".split()
+)
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
     r"""Character spans of the sentences in ``text`` (headings and lines count as one).
 
+    A full stop inside a number or an abbreviation, after an initial, or before a
+    lower-case word does not end a sentence.
+
     >>> split_sentences("One. Two is here!\n# Head")
     [(0, 4), (5, 17), (18, 24)]
+    >>> split_sentences("# Dr.\nnotes here")  # a line break always ends one
+    [(0, 5), (6, 16)]
+    >>> text = "It cost 3.5 million in the U.S. in 1999. Dr. Molar, J. R. Smith et al. agreed."
+    >>> [text[a:b] for a, b in split_sentences(text)]
+    ['It cost 3.5 million in the U.S. in 1999.', 'Dr. Molar, J. R. Smith et al. agreed.']
     """
-    spans = []
+    spans: list[tuple[int, int]] = []
+    glued = False  # the previous piece ended with a full stop that ends no sentence
     for m in _SENTENCE.finditer(text):
         a, b = m.start(), m.end()
         while a < b and text[a].isspace():
             a += 1
-        if b > a:
+        if b <= a:
+            continue
+        prev = spans[-1] if spans else None
+        if (
+            prev is not None
+            and text[prev[1] - 1] == "."  # not ! or ?, not a line without a stop
+            and "\n" not in text[prev[1] : a]
+            and (glued or a == prev[1] or text[a].islower() or text[a].isdigit())
+        ):
+            spans[-1] = (prev[0], b)
+        else:
             spans.append((a, b))
+        glued = _stop_is_not_an_end(text[spans[-1][0] : b])
     return spans
+
+
+def _stop_is_not_an_end(sentence: str) -> bool:
+    """Whether ``sentence`` ends in a full stop of an abbreviation or an initial."""
+    stripped = sentence.rstrip()
+    if not stripped.endswith("."):
+        return False
+    words = stripped[:-1].split()
+    if not words:
+        return False
+    last = words[-1].lower().lstrip("(\"'")
+    return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()) or last == "al"
 
 
 def content_words(text: str) -> set[str]:
