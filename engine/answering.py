@@ -370,6 +370,9 @@ def candidate_spans(question: str, sentence: str) -> list[tuple[int, int]]:
     >>> s = 'The term "droid", popularized by George Lucas, is a trademark.'
     >>> [s[a:b] for a, b in candidate_spans('Who popularized the term "droid"?', s)]
     ['George Lucas', 'trademark']
+    >>> s = "It is on Tuesday with Dr. Molar."
+    >>> [s[a:b] for a, b in candidate_spans("When is it?", s)]
+    ['Tuesday with Dr. Molar']
     >>> s = "However, he read engineering (at Notre Dame)."
     >>> [s[a:b] for a, b in candidate_spans("What did he read?", s)]
     ['engineering', 'Notre Dame']
@@ -384,8 +387,8 @@ def candidate_spans(question: str, sentence: str) -> list[tuple[int, int]]:
             runs.append([])
             continue
         runs[-1].append((m.start(), m.end()))
-        if token.endswith((",", ";", ":", ".", ")")):
-            runs.append([])
+        if token.endswith((",", ";", ":", ".", ")")) and not _stop_is_not_an_end(token):
+            runs.append([])  # "Dr." or "U.S." goes on: "Dr. Molar", "U.S. Navy"
     spans: list[tuple[int, int]] = []
     for run in runs:
         _add_span(sentence, run, spans)
