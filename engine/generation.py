@@ -241,18 +241,11 @@ class Generator:
         return model, tokenizer
 
     def _load_gguf(self, path: Path) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         log.info("dequantizing %s (once; later starts use the cache)", path.name)
         try:
-            kwargs: dict[str, Any] = {"gguf_file": path.name, "local_files_only": True}
-            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path.parent), dtype=self.dtype, **kwargs
-            )
+            return _read_gguf(path, self.dtype)
         except Exception as exc:
             raise ModelNotAvailableError(f"Cannot read answer model {path}: {exc}") from exc
-        return model, tokenizer
 
     # -- tokens --------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -459,21 +452,26 @@ def dequantize_main(argv: Sequence[str]) -> int:
     os.environ["TQDM_DISABLE"] = "1"  # the GGUF reader's progress bar is noise here
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     source = Path(path)
-    kwargs: dict[str, Any] = {"gguf_file": source.name, "local_files_only": True}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source.parent), **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(source.parent), dtype=getattr(torch, dtype), **kwargs
-        )
+        model, tokenizer = _read_gguf(source, getattr(torch, dtype))
         _write_cache(model, tokenizer, Path(cache))
     except Exception as exc:  # the parent retries in-process and reports it readably
         print(f"dequantizing {source.name} failed: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _read_gguf(path: Path, dtype: Any) -> tuple[Any, Any]:
+    """Model and tokenizer dequantized from a GGUF file (transformers' reader)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"gguf_file": path.name, "local_files_only": True}
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=dtype, **kwargs)
+    return model, tokenizer
 
 
 def _write_cache(model: Any, tokenizer: Any, cache: Path) -> None:

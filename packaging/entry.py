@@ -10,10 +10,10 @@ import multiprocessing
 import sys
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--kenning-dequantize"]:
-        # The engine's child process that dequantizes a GGUF model (engine/generation.py).
-        from engine.generation import dequantize_main
+    from engine.generation import DEQUANTIZE_FLAG, dequantize_main
 
+    if sys.argv[1:2] == [DEQUANTIZE_FLAG]:
+        # The engine's child process that dequantizes a GGUF model (engine/generation.py).
         sys.exit(dequantize_main(sys.argv[2:]))
     # torch and joblib may start helper processes; a frozen program must not rerun
     # main() in them.

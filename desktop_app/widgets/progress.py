@@ -90,14 +90,17 @@ class IndexingProgress(QWidget):
         layout.addWidget(self.cancel_button)
 
     def _pause_toggled(self, paused: bool) -> None:
+        self._label_pause_button(paused)
+        self.sig_pause_requested.emit(paused)
+
+    def _label_pause_button(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")
         self.pause_button.setAccessibleName("Resume indexing" if paused else "Pause indexing")
-        self.sig_pause_requested.emit(paused)
 
     def show_status(self, status: Any) -> None:
         progress = status.progress
         busy = progress is not None or status.busy or status.queued > 0
-        paused = bool(getattr(status, "paused", False))
+        paused = status.paused
         if progress is not None:
             text = describe_progress(progress)
             if paused:
@@ -121,7 +124,7 @@ class IndexingProgress(QWidget):
         if self.pause_button.isChecked() != paused:
             self.pause_button.blockSignals(True)  # the engine's state, not a new request
             self.pause_button.setChecked(paused)
-            self.pause_button.setText("Resume" if paused else "Pause")
+            self._label_pause_button(paused)
             self.pause_button.blockSignals(False)
 
     def show_message(self, text: str) -> None:
