@@ -13,6 +13,7 @@ from desktop_app.main_window import MainWindow
 
 INDEX_TIMEOUT_MS = 120_000
 QUERY = "when do I see the dentist"
+FILES_TO_PAUSE = 400
 
 
 def _indexed(window: MainWindow, folder: Path, files: int) -> bool:
@@ -166,8 +167,10 @@ def test_pause_holds_indexing_and_resume_finishes_it(
 ) -> None:
     many = tmp_path / "many"
     many.mkdir()
-    for n in range(60):
-        (many / f"note{n:02d}.md").write_text(f"# Note {n}\n\nThe bicycle number {n} needs oil.\n")
+    # Enough files that indexing is still going when the click lands (60 could finish
+    # between the button showing and the click on an idle machine).
+    for n in range(FILES_TO_PAUSE):
+        (many / f"note{n:03d}.md").write_text(f"# Note {n}\n\nThe bicycle number {n} needs oil.\n")
     window.add_folder(many)
     qtbot.waitUntil(window.progress.pause_button.isVisible, timeout=30_000)
     qtbot.mouseClick(window.progress.pause_button, Qt.MouseButton.LeftButton)
@@ -178,8 +181,8 @@ def test_pause_holds_indexing_and_resume_finishes_it(
     qtbot.wait(1500)
     row = window.folders.folder_row(many)
     assert (row["Files"] if row else "0") == held  # nothing indexed while paused
-    assert int(held) < 60
+    assert int(held) < FILES_TO_PAUSE
 
     qtbot.mouseClick(window.progress.pause_button, Qt.MouseButton.LeftButton)
     assert window.progress.pause_button.text() == "Pause"
-    qtbot.waitUntil(lambda: _indexed(window, many, 60), timeout=INDEX_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: _indexed(window, many, FILES_TO_PAUSE), timeout=INDEX_TIMEOUT_MS)
