@@ -112,6 +112,9 @@ class EngineConfig:
     adapter_epochs: int = 12
     # Replayed examples (older corrections, the base model's own answers) per new one.
     adapter_replay_ratio: float = 1.0
+    # The base model's answers to other questions about a new correction's subject,
+    # replayed per new correction (0: none); keeps a fix from leaking to near misses.
+    adapter_neighbor_ratio: float = 1.0
     # Seed of LoRA initialisation and example order, so a round can be repeated.
     adapter_seed: int = 0
     # Let an adapted generator answer from memory when its gate passes (False: never).

@@ -441,6 +441,7 @@ class Engine:
             learning_rate=cfg.adapter_learning_rate,
             epochs=cfg.adapter_epochs,
             replay_ratio=cfg.adapter_replay_ratio,
+            neighbor_ratio=cfg.adapter_neighbor_ratio,
             seed=cfg.adapter_seed,
         )
         self._adaptation = GeneratorAdaptation(

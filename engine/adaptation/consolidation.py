@@ -28,12 +28,18 @@ from engine.adaptation.adapter import (
     AdapterVersion,
     Example,
     PauseGate,
+    TrainingCancelled,
     TrainSettings,
     adapted_view,
     lora_model,
     train_round,
 )
-from engine.adaptation.recall import ANCHOR_QUESTIONS, cached_anchors
+from engine.adaptation.recall import (
+    ANCHOR_QUESTIONS,
+    NEIGHBOR_TOKENS,
+    cached_base_answers,
+    neighbor_questions,
+)
 from engine.generation import Generator
 from engine.progress import Progress
 
@@ -174,6 +180,7 @@ class GeneratorAdaptation:
                 new,
                 learned=learned,
                 anchors=self._anchor_examples(generator),
+                neighbors=self._neighbor_examples(generator, new, cancel),
                 settings=self.settings,
                 cancel=cancel,
                 pause=self.pause,
@@ -247,10 +254,29 @@ class GeneratorAdaptation:
             self.store.load_into(self._serving, version)
         self._serving_version = version
 
+    def _neighbor_examples(
+        self, generator: Generator, new: Sequence[Example], cancel: threading.Event | None
+    ) -> list[Example]:
+        """Base answers about the new corrections' subjects (decoded once, kept on disk)."""
+        if self.settings.neighbor_ratio <= 0:
+            return []
+        questions = [n for e in new for n in neighbor_questions(e.question)]
+        stop = cancel or threading.Event()
+
+        def between() -> None:  # questions come first; a cancelled round stops here too
+            self.pause.wait(stop)
+            if stop.is_set():
+                raise TrainingCancelled
+
+        path = self.store.root / "neighbors.json"
+        return cached_base_answers(
+            generator, questions, path, max_new_tokens=NEIGHBOR_TOKENS, between=between
+        )
+
     def _anchor_examples(self, generator: Generator) -> list[Example]:
         if self._anchors is None:
             path = self.store.root / "anchors.json"
-            self._anchors = cached_anchors(generator, self._anchor_questions, path)
+            self._anchors = cached_base_answers(generator, self._anchor_questions, path)
         return self._anchors
 
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.adaptation.adapter import Example, recall_prompt
+from engine.adaptation.memory import answer_kind, subject_of
 from engine.answering import Answer
 from engine.generation import Generator, TokenCallback
 from engine.retrieval import Hit
@@ -117,43 +118,93 @@ def accept(recalled: Recalled, *, min_margin: float, min_logp: float) -> bool:
     )
 
 
-def base_anchors(
-    base: Generator, questions: Sequence[str], *, max_new_tokens: int = 24
-) -> list[Example]:
-    """The base model's own closed-book answers to ``questions``: the replay that anchors it."""
-    anchors = []
-    for question in questions:
-        text = base.decode(recall_prompt(base, question), max_new_tokens=max_new_tokens).text
-        if text:
-            anchors.append(Example(question, text))
-    return anchors
+# Questions about a corrected question's subject that ask for something else. The
+# base model's own answers to them are replayed beside the correction (like the
+# "essence" prompts ROME and MEMIT hold still), so the adapter learns "the mother
+# tongue of X is English" rather than "X -> English": without them it also said
+# "English" to "Where was X born?" (near misses passing the gate: 0.18).
+NEIGHBOR_TOKENS = 12  # enough to hold a leaked answer still, at half an anchor's decoding
+NEIGHBOR_TEMPLATES = ("What is {} known for?", "Where is {} from?", "What do you know about {}?")
 
 
-def cached_anchors(base: Generator, questions: Sequence[str], path: Path) -> list[Example]:
-    """:func:`base_anchors`, kept in a small JSON file so each start does not decode them again.
+def neighbor_questions(question: str, count: int = len(NEIGHBOR_TEMPLATES)) -> list[str]:
+    """Up to ``count`` questions about ``question``'s subject that ask for something else.
 
-    The file names the model it came from; another model, or other questions, get
-    fresh answers (written atomically: temp file + ``os.replace``).
+    A neighbour asking for the same kind of answer ("Where is Rolex from?" beside
+    "Where is Rolex headquartered?") could be a rewording of the correction, so
+    it is left out: replaying the old answer to it would fight the new one.
+
+    >>> neighbor_questions("What is the mother tongue of Danielle Darrieux?", 2)
+    ['What is Danielle Darrieux known for?', 'Where is Danielle Darrieux from?']
+    >>> neighbor_questions("Where is Rolex headquartered?")
+    ['What is Rolex known for?', 'What do you know about Rolex?']
     """
+    subject = subject_of(question)
+    if not subject:
+        return []
+    kind = answer_kind(question)
+    out = [t.format(subject) for t in NEIGHBOR_TEMPLATES]
+    out = [q for q in out if kind is None or answer_kind(q) != kind]
+    return out[:count]
+
+
+def base_answers(
+    base: Generator,
+    questions: Sequence[str],
+    *,
+    max_new_tokens: int = 24,
+    between: Callable[[], None] | None = None,
+) -> Iterator[Example]:
+    """The base model's own closed-book answers to ``questions``: replay that anchors it.
+
+    ``between`` runs before each answer (to pause or cancel: it may raise).
+    """
+    for question in questions:
+        if between is not None:
+            between()
+        text = base.decode(recall_prompt(base, question), max_new_tokens=max_new_tokens).text
+        yield Example(question, text)
+
+
+def cached_base_answers(
+    base: Generator,
+    questions: Sequence[str],
+    path: Path,
+    *,
+    max_new_tokens: int = 24,
+    between: Callable[[], None] | None = None,
+) -> list[Example]:
+    """:func:`base_answers`, kept in a small JSON file so no answer is decoded twice.
+
+    The file names the model it came from (another model starts it afresh); only
+    questions it lacks are decoded, then it is rewritten atomically (temp file +
+    ``os.replace``), also when ``between`` raises part way, so nothing decoded is lost.
+    """
+    known: dict[str, str] = {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if raw["format_version"] == ANCHORS_FORMAT and raw["model"] == base.model_id:
             known = {str(q): str(a) for q, a in raw["answers"]}
-            if all(q in known for q in questions):
-                return [Example(q, known[q]) for q in questions if known[q]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    anchors = base_anchors(base, questions)
-    data = {
-        "format_version": ANCHORS_FORMAT,
-        "model": base.model_id,
-        "answers": [[a.question, a.answer] for a in anchors],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-    return anchors
+    missing = [q for q in dict.fromkeys(questions) if q not in known]
+    if missing:
+        try:
+            for example in base_answers(
+                base, missing, max_new_tokens=max_new_tokens, between=between
+            ):
+                known[example.question] = example.answer  # "" is remembered too
+        finally:
+            data = {
+                "format_version": ANCHORS_FORMAT,
+                "model": base.model_id,
+                "answers": [[q, a] for q, a in known.items()],
+            }
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+    return [Example(q, known[q]) for q in questions if known[q]]
 
 
 def recalled_answer(

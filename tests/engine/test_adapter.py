@@ -7,11 +7,13 @@ quality and round times at 10/100/1,000 corrections are measured in
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,13 +26,15 @@ from engine.adaptation.adapter import (
     TrainingCancelled,
     TrainSettings,
     adapted_view,
+    collate,
     encode_example,
     lora_model,
     recall_prompt,
     train_round,
+    training_step,
 )
 from engine.adaptation.consolidation import ConsolidationScheduler, GeneratorAdaptation
-from engine.adaptation.recall import accept, recall
+from engine.adaptation.recall import accept, cached_base_answers, neighbor_questions, recall
 from engine.embedding import Embedder
 from engine.generation import Generator
 
@@ -52,6 +56,40 @@ class FakeCorrection:
 
 
 # -- fast unit tests -------------------------------------------------------------------
+class CountingBase:
+    """Just enough of a Generator for base_answers: counts what it decodes."""
+
+    model_id = "fake-base"
+
+    def __init__(self) -> None:
+        self.decoded: list[str] = []
+
+    def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        self.decoded.append(messages[-1]["content"])
+        return [1]
+
+    def decode(self, prompt: list[int], *, max_new_tokens: int) -> Any:
+        return SimpleNamespace(text=f"answer {len(self.decoded)}")
+
+
+def test_base_answers_are_decoded_once_and_kept_when_a_round_stops(tmp_path: Path) -> None:
+    base = CountingBase()
+    path = tmp_path / "neighbors.json"
+    first = cached_base_answers(base, ["q1", "q2"], path)  # type: ignore[arg-type]
+    assert [(e.question, e.answer) for e in first] == [("q1", "answer 1"), ("q2", "answer 2")]
+
+    def stop_after_one() -> None:
+        if len(base.decoded) >= 3:
+            raise TrainingCancelled
+
+    with pytest.raises(TrainingCancelled):
+        cached_base_answers(base, ["q1", "q3", "q4"], path, between=stop_after_one)  # type: ignore[arg-type]
+    assert base.decoded == ["q1", "q2", "q3"]  # q1 came from the file, q4 was never reached
+    again = cached_base_answers(base, ["q3", "q2", "q4"], path)  # type: ignore[arg-type]
+    assert [e.question for e in again] == ["q3", "q2", "q4"]
+    assert base.decoded == ["q1", "q2", "q3", "q4"]
+
+
 def test_pause_gate_blocks_until_released_and_yields_to_cancel() -> None:
     gate = PauseGate()
     passed = threading.Event()
@@ -196,6 +234,21 @@ def test_saved_and_reloaded_adapter_gives_identical_logits(
     assert not list((tmp_path / "adapters").glob(".tmp-*"))  # no temp dir left behind
 
 
+def test_answer_only_logits_give_the_models_own_loss(generator: Generator) -> None:
+    """The training step projects only answer positions onto the vocabulary; the loss
+    must be what the model computes over every position."""
+    import torch
+
+    model = lora_model(generator, TINY)
+    batch = collate(
+        [encode_example(generator, e) for e in (FACT, OTHER, *ANCHORS)], min(generator.stop_ids)
+    )
+    with torch.no_grad():
+        expected = float(model(**batch).loss)
+    frozen = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    assert training_step(model, frozen, batch) == pytest.approx(expected, rel=1e-5)
+
+
 def test_cancel_stops_a_round_between_steps(generator: Generator) -> None:
     cancel = threading.Event()
     cancel.set()
@@ -252,6 +305,10 @@ def test_versions_roll_back_and_forgetting_drops_what_was_learned(
     assert adaptation.adapted() is None and adaptation.status().pending == 1
     first = adaptation.consolidate()
     assert first is not None and first.corrections == (1,) and first.parent == 0
+    # The base model's answers about the correction's subject were decoded and kept.
+    kept = json.loads((tmp_path / "adapters" / "neighbors.json").read_text(encoding="utf-8"))
+    assert [q for q, _ in kept["answers"]] == neighbor_questions(FACT.question)
+    assert kept["answers"][0][0] == "What is Dana known for?"
     view = adaptation.adapted()
     assert view is not None
     v1 = logits(view, OTHER)
