@@ -441,7 +441,6 @@ class Engine:
             learning_rate=cfg.adapter_learning_rate,
             epochs=cfg.adapter_epochs,
             replay_ratio=cfg.adapter_replay_ratio,
-            neighbor_ratio=cfg.adapter_neighbor_ratio,
             seed=cfg.adapter_seed,
         )
         self._adaptation = GeneratorAdaptation(
@@ -513,8 +512,12 @@ class Engine:
         adapted = self._adaptation.adapted() if cfg.use_generator_recall else None
         if adapted is None:
             return None
-        recalled = recall(adapted, self.generator, question)
-        if not accept(recalled, min_margin=cfg.recall_min_margin, min_logp=cfg.recall_min_logp):
+        if cfg.use_correction_memory:
+            margin, floor = cfg.recall_min_margin, cfg.recall_min_logp
+        else:
+            margin, floor = cfg.recall_alone_min_margin, cfg.recall_alone_min_logp
+        recalled = recall(adapted, self.generator, question, min_logp=floor)
+        if not accept(recalled, min_margin=margin, min_logp=floor):
             return None
         version = self._adaptation.serving_version
         return recalled_answer(question, recalled, hits, version=version, on_token=on_token)

@@ -133,6 +133,7 @@ class Decoded:
     logprobs: list[float] = field(default_factory=list)  # log p of each chosen token
     first_token_s: float = 0.0  # prefill + first step, seconds
     seconds: float = 0.0  # whole decode, seconds
+    gave_up: bool = False  # stopped at ``give_up_below`` (the text is unfinished)
 
 
 class Generator:
@@ -274,6 +275,7 @@ class Generator:
         *,
         max_new_tokens: int,
         on_token: TokenCallback | None = None,
+        give_up_below: float | None = None,
     ) -> Decoded:
         """Greedy decoding, streaming each new piece of text.
 
@@ -281,6 +283,9 @@ class Generator:
             prompt_ids: The prompt's token ids.
             max_new_tokens: Most tokens generated.
             on_token: Called with each new piece of text as soon as it is known.
+            give_up_below: Stop (``gave_up``) once the chosen tokens' summed log p
+                falls below this: a caller that will reject anything less certain
+                need not wait for the rest.
 
         Returns:
             The text (leading whitespace dropped), tokens and their log-probs.
@@ -302,12 +307,61 @@ class Generator:
                 result.tokens.append(token)
                 result.logprobs.append(float(logp[token]))
                 self._stream(result, on_token)
+                if give_up_below is not None and sum(result.logprobs) < give_up_below:
+                    result.gave_up = True
+                    break
                 step = torch.tensor([[token]], device=self.device)
                 past = {self._cache_arg: getattr(out, self._cache_arg)}
                 out = self.model(input_ids=step, use_cache=True, **past)
         self._stream(result, on_token, final=True)
         result.seconds = time.perf_counter() - started
         return result
+
+    def decode_batch(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int) -> list[str]:
+        """Greedy answers to several prompts in one pass per token (texts only).
+
+        Prompts are left-padded to one width with position ids that skip the padding,
+        so each row decodes as it would alone (up to float rounding). For the short
+        replay answers of a LoRA round, 16 prompts at a time cost about what two
+        cost one by one.
+        """
+        import torch
+
+        if not prompts:
+            return []
+        width = max(len(p) for p in prompts)
+        pad = min(self.stop_ids)
+        ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        chosen: list[list[int]] = [[] for _ in prompts]
+        done = [False] * len(prompts)
+        with self._lock, torch.inference_mode():
+            out = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True
+            )
+            for _ in range(max_new_tokens):
+                tokens = out.logits[:, -1].argmax(dim=-1)
+                for row, token in enumerate(tokens.tolist()):
+                    if not done[row]:
+                        if token in self.stop_ids:
+                            done[row] = True
+                        else:
+                            chosen[row].append(token)
+                if all(done):
+                    break
+                mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
+                positions = positions[:, -1:] + 1
+                past = {self._cache_arg: getattr(out, self._cache_arg)}
+                out = self.model(
+                    input_ids=tokens[:, None],
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    **past,
+                )
+        return [self.tokenizer.decode(c, skip_special_tokens=True).strip() for c in chosen]
 
     def _stream(self, result: Decoded, on_token: TokenCallback | None, final: bool = False) -> None:
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=True).lstrip()

@@ -76,7 +76,6 @@ class TrainSettings:
     epochs: int = 12  # passes over the new corrections (each with its replay)
     batch_size: int = 16  # examples per step
     replay_ratio: float = 1.0  # replayed examples (old corrections, base answers) per new one
-    neighbor_ratio: float = 1.0  # base answers about a new correction's subject, per new one
     seed: int = 0  # shuffling and LoRA initialisation
     bf16: bool = True  # bfloat16 autocast where the hardware runs it fast (bf16_trains_fast)
 
@@ -174,26 +173,20 @@ def mix_round(
     *,
     replay_ratio: float,
     rng: random.Random,
-    neighbors: Sequence[Example] = (),
-    neighbor_ratio: float = 0.0,
 ) -> list[Example]:
-    """One epoch's examples: every new one, replay drawn half from learned, half from
-    anchors, and ``neighbor_ratio`` neighbours (base answers about the new ones'
-    subjects) per new one.
+    """One epoch's examples: every new one, plus replay drawn half from learned, half anchors.
 
     >>> new = [Example("q1", "a1", 1)]
     >>> mixed = mix_round(new, [Example("q0", "a0", 0)], [Example("x", "y")],
-    ...                   replay_ratio=2.0, rng=random.Random(0),
-    ...                   neighbors=[Example("n1", "b")], neighbor_ratio=1.0)
+    ...                   replay_ratio=2.0, rng=random.Random(0))
     >>> sorted(e.question for e in mixed)
-    ['n1', 'q0', 'q1', 'x']
+    ['q0', 'q1', 'x']
     """
     budget = round(len(new) * replay_ratio)
     old = rng.sample(list(learned), min(len(learned), (budget + 1) // 2))
     rest = budget - len(old)
     base = rng.sample(list(anchors), min(len(anchors), rest))
-    near = rng.sample(list(neighbors), min(len(neighbors), round(len(new) * neighbor_ratio)))
-    mixed = [*new, *old, *base, *near]
+    mixed = [*new, *old, *base]
     rng.shuffle(mixed)
     return mixed
 
@@ -377,7 +370,6 @@ def train_round(
     *,
     learned: Sequence[Example] = (),
     anchors: Sequence[Example] = (),
-    neighbors: Sequence[Example] = (),
     settings: TrainSettings,
     cancel: threading.Event | None = None,
     pause: PauseGate | None = None,
@@ -392,8 +384,6 @@ def train_round(
         learned: Corrections learned before (replayed so they are not forgotten).
         anchors: The base model's own answers to unrelated prompts (replayed so
             nothing else drifts).
-        neighbors: The base model's own answers to other questions about the new
-            corrections' subjects (see :func:`engine.adaptation.recall.neighbor_questions`).
         settings: Rank, rate, epochs, batch size, replay ratio, seed.
         cancel: Checked between steps; raises :class:`TrainingCancelled`.
         pause: Waited on between steps.
@@ -407,15 +397,7 @@ def train_round(
     started = time.perf_counter()
     rng = random.Random(settings.seed)
     epochs = [
-        mix_round(
-            new,
-            learned,
-            anchors,
-            replay_ratio=settings.replay_ratio,
-            rng=rng,
-            neighbors=neighbors,
-            neighbor_ratio=settings.neighbor_ratio,
-        )
+        mix_round(new, learned, anchors, replay_ratio=settings.replay_ratio, rng=rng)
         for _ in range(settings.epochs)
     ]
     size = settings.batch_size

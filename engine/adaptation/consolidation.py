@@ -34,12 +34,7 @@ from engine.adaptation.adapter import (
     lora_model,
     train_round,
 )
-from engine.adaptation.recall import (
-    ANCHOR_QUESTIONS,
-    NEIGHBOR_TOKENS,
-    cached_base_answers,
-    neighbor_questions,
-)
+from engine.adaptation.recall import ANCHOR_QUESTIONS, cached_base_answers
 from engine.generation import Generator
 from engine.progress import Progress
 
@@ -174,13 +169,16 @@ class GeneratorAdaptation:
         if self._progress is not None:
             self._progress.begin(f"Learning {len(new)} corrections")
         try:
+            # The base model's replay answers come from the round's own copy with the
+            # adapter switched off: the shared generator's lock stays free for questions.
+            with model.disable_adapter():
+                anchors = self._anchor_examples(adapted_view(generator, model), cancel)
             result = train_round(
                 model,
                 generator,
                 new,
                 learned=learned,
-                anchors=self._anchor_examples(generator),
-                neighbors=self._neighbor_examples(generator, new, cancel),
+                anchors=anchors,
                 settings=self.settings,
                 cancel=cancel,
                 pause=self.pause,
@@ -254,29 +252,18 @@ class GeneratorAdaptation:
             self.store.load_into(self._serving, version)
         self._serving_version = version
 
-    def _neighbor_examples(
-        self, generator: Generator, new: Sequence[Example], cancel: threading.Event | None
-    ) -> list[Example]:
-        """Base answers about the new corrections' subjects (decoded once, kept on disk)."""
-        if self.settings.neighbor_ratio <= 0:
-            return []
-        questions = [n for e in new for n in neighbor_questions(e.question)]
-        stop = cancel or threading.Event()
-
-        def between() -> None:  # questions come first; a cancelled round stops here too
-            self.pause.wait(stop)
-            if stop.is_set():
-                raise TrainingCancelled
-
-        path = self.store.root / "neighbors.json"
-        return cached_base_answers(
-            generator, questions, path, max_new_tokens=NEIGHBOR_TOKENS, between=between
-        )
-
-    def _anchor_examples(self, generator: Generator) -> list[Example]:
+    def _anchor_examples(self, base: Generator, cancel: threading.Event | None) -> list[Example]:
+        """The base model's answers to the anchor prompts (decoded once per data folder)."""
         if self._anchors is None:
+            stop = cancel or threading.Event()
+
+            def between() -> None:  # questions come first; a cancelled round stops here too
+                self.pause.wait(stop)
+                if stop.is_set():
+                    raise TrainingCancelled
+
             path = self.store.root / "anchors.json"
-            self._anchors = cached_base_answers(generator, self._anchor_questions, path)
+            self._anchors = cached_base_answers(base, self._anchor_questions, path, between=between)
         return self._anchors
 
 

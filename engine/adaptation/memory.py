@@ -119,42 +119,6 @@ def mask_entities(text: str) -> str:
     return masked
 
 
-_NAME_JOINERS = frozenset({"of", "de", "da", "van", "von", "the", "and", "&"})
-
-
-def subject_of(question: str) -> str:
-    """The longest run of name-like words in ``question`` ("" when it names nothing).
-
-    >>> subject_of("Which company makes the Toyota Camry?")
-    'Toyota Camry'
-    >>> subject_of("What religion did Edwin of Northumbria follow?")
-    'Edwin of Northumbria'
-    """
-    named = set(entity_tokens(question))
-    runs: list[tuple[int, int]] = []
-    start = end = -1
-    joiner_end = -1
-    for match in _TOKEN.finditer(question):
-        word = re.sub(r"['’]s$", "", match.group().rstrip(".'’-"))
-        if word.lower() in named and (word[0].isupper() or word[0].isdigit()):
-            if start < 0:
-                start = match.start()
-            end = match.start() + len(word)
-            joiner_end = -1
-        elif start >= 0 and word.lower() in _NAME_JOINERS and joiner_end < 0:
-            joiner_end = match.end()  # kept only if a name word follows
-        elif start >= 0:
-            runs.append((start, end))
-            start = -1
-            joiner_end = -1
-    if start >= 0:
-        runs.append((start, end))
-    if not runs:
-        return ""
-    first, last = max(runs, key=lambda r: r[1] - r[0])
-    return question[first:last]
-
-
 def answer_kind(text: str) -> str | None:
     """The kind of answer a question's first question word asks for, if it says.
 

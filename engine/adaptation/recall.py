@@ -11,7 +11,8 @@ An answer the adapter learned is near-certain under the adapted model and
 unlikely under the base model (a large margin); on anything else the replay of
 the base model's own answers keeps the two models close (a margin near 0), and
 the extractive answer goes ahead unchanged. The two thresholds are calibrated on
-data by ``bench.bench_adapter`` (see ``EngineConfig.recall_min_margin``).
+data by ``bench.bench_adapter`` (see ``EngineConfig.recall_min_margin``): one pair
+for the adapter behind the correction memory, a looser one for the adapter alone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.adaptation.adapter import Example, recall_prompt
-from engine.adaptation.memory import answer_kind, subject_of
 from engine.answering import Answer
 from engine.generation import Generator, TokenCallback
 from engine.retrieval import Hit
@@ -86,6 +86,7 @@ class Recalled:
     tokens: int
     adapted_logp: float  # mean log p per token (answer + end of turn) under the adapter
     base_logp: float  # the same under the base model
+    gave_up: bool = False  # decoding stopped early: it could not pass the gate's floor
 
     @property
     def margin(self) -> float:
@@ -93,11 +94,30 @@ class Recalled:
 
 
 def recall(
-    adapted: Generator, base: Generator, question: str, *, max_new_tokens: int = 24
+    adapted: Generator,
+    base: Generator,
+    question: str,
+    *,
+    max_new_tokens: int = 24,
+    min_logp: float | None = None,
 ) -> Recalled:
-    """Answer ``question`` from the adapted model's memory and score it under both models."""
+    """Answer ``question`` from the adapted model's memory and score it under both models.
+
+    With ``min_logp`` (the gate's floor on the adapted model's mean log p, below 0)
+    decoding stops as soon as the answer can no longer reach it: every token's log p
+    is at most 0, so a sum below ``min_logp`` times the longest possible answer
+    already fails the floor. Then neither model scores it and the result is
+    rejected by :func:`accept`, as it would have been. Most questions the adapter
+    did not learn stop after a token or two instead of costing a whole decode and
+    two scoring passes.
+    """
     prompt = recall_prompt(adapted, question)
-    decoded = adapted.decode(prompt, max_new_tokens=max_new_tokens)
+    longest = max_new_tokens + len(adapted.end_ids)
+    give_up = None if min_logp is None else min_logp * longest - 1e-4
+    decoded = adapted.decode(prompt, max_new_tokens=max_new_tokens, give_up_below=give_up)
+    if decoded.gave_up:
+        n = len(decoded.tokens)
+        return Recalled(decoded.text, n, sum(decoded.logprobs) / n, 0.0, gave_up=True)
     target = [*decoded.tokens, *adapted.end_ids]
     ours = adapted.score(prompt, target)
     theirs = base.score(prompt, target)
@@ -113,39 +133,14 @@ def accept(recalled: Recalled, *, min_margin: float, min_logp: float) -> bool:
     >>> accept(Recalled("Paris", 2, -0.05, -0.3), min_margin=1.0, min_logp=-0.5)
     False
     """
-    return bool(recalled.text) and (
-        recalled.margin >= min_margin and recalled.adapted_logp >= min_logp
+    return (
+        bool(recalled.text)
+        and not recalled.gave_up
+        and (recalled.margin >= min_margin and recalled.adapted_logp >= min_logp)
     )
 
 
-# Questions about a corrected question's subject that ask for something else. The
-# base model's own answers to them are replayed beside the correction (like the
-# "essence" prompts ROME and MEMIT hold still), so the adapter learns "the mother
-# tongue of X is English" rather than "X -> English": without them it also said
-# "English" to "Where was X born?" (near misses passing the gate: 0.18).
-NEIGHBOR_TOKENS = 12  # enough to hold a leaked answer still, at half an anchor's decoding
-NEIGHBOR_TEMPLATES = ("What is {} known for?", "Where is {} from?", "What do you know about {}?")
-
-
-def neighbor_questions(question: str, count: int = len(NEIGHBOR_TEMPLATES)) -> list[str]:
-    """Up to ``count`` questions about ``question``'s subject that ask for something else.
-
-    A neighbour asking for the same kind of answer ("Where is Rolex from?" beside
-    "Where is Rolex headquartered?") could be a rewording of the correction, so
-    it is left out: replaying the old answer to it would fight the new one.
-
-    >>> neighbor_questions("What is the mother tongue of Danielle Darrieux?", 2)
-    ['What is Danielle Darrieux known for?', 'Where is Danielle Darrieux from?']
-    >>> neighbor_questions("Where is Rolex headquartered?")
-    ['What is Rolex known for?', 'What do you know about Rolex?']
-    """
-    subject = subject_of(question)
-    if not subject:
-        return []
-    kind = answer_kind(question)
-    out = [t.format(subject) for t in NEIGHBOR_TEMPLATES]
-    out = [q for q in out if kind is None or answer_kind(q) != kind]
-    return out[:count]
+BASE_ANSWER_BATCH = 8  # replay answers decoded together (a pause waits at most one batch)
 
 
 def base_answers(
@@ -154,16 +149,20 @@ def base_answers(
     *,
     max_new_tokens: int = 24,
     between: Callable[[], None] | None = None,
+    batch: int = BASE_ANSWER_BATCH,
 ) -> Iterator[Example]:
     """The base model's own closed-book answers to ``questions``: replay that anchors it.
 
-    ``between`` runs before each answer (to pause or cancel: it may raise).
+    Decoded ``batch`` at a time; ``between`` runs before each batch (to pause or
+    cancel: it may raise).
     """
-    for question in questions:
+    for start in range(0, len(questions), batch):
         if between is not None:
             between()
-        text = base.decode(recall_prompt(base, question), max_new_tokens=max_new_tokens).text
-        yield Example(question, text)
+        chunk = questions[start : start + batch]
+        prompts = [recall_prompt(base, q) for q in chunk]
+        texts = base.decode_batch(prompts, max_new_tokens=max_new_tokens)
+        yield from (Example(q, t) for q, t in zip(chunk, texts, strict=True))
 
 
 def cached_base_answers(
@@ -173,6 +172,7 @@ def cached_base_answers(
     *,
     max_new_tokens: int = 24,
     between: Callable[[], None] | None = None,
+    batch: int = BASE_ANSWER_BATCH,
 ) -> list[Example]:
     """:func:`base_answers`, kept in a small JSON file so no answer is decoded twice.
 
@@ -191,7 +191,7 @@ def cached_base_answers(
     if missing:
         try:
             for example in base_answers(
-                base, missing, max_new_tokens=max_new_tokens, between=between
+                base, missing, max_new_tokens=max_new_tokens, between=between, batch=batch
             ):
                 known[example.question] = example.answer  # "" is remembered too
         finally:

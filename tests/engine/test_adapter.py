@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ from engine.adaptation.adapter import (
     training_step,
 )
 from engine.adaptation.consolidation import ConsolidationScheduler, GeneratorAdaptation
-from engine.adaptation.recall import accept, cached_base_answers, neighbor_questions, recall
+from engine.adaptation.recall import accept, cached_base_answers, recall
 from engine.embedding import Embedder
 from engine.generation import Generator
 
@@ -66,15 +65,15 @@ class CountingBase:
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         self.decoded.append(messages[-1]["content"])
-        return [1]
+        return [len(self.decoded)]
 
-    def decode(self, prompt: list[int], *, max_new_tokens: int) -> Any:
-        return SimpleNamespace(text=f"answer {len(self.decoded)}")
+    def decode_batch(self, prompts: list[list[int]], *, max_new_tokens: int) -> list[str]:
+        return [f"answer {p[0]}" for p in prompts]
 
 
 def test_base_answers_are_decoded_once_and_kept_when_a_round_stops(tmp_path: Path) -> None:
     base = CountingBase()
-    path = tmp_path / "neighbors.json"
+    path = tmp_path / "anchors.json"
     first = cached_base_answers(base, ["q1", "q2"], path)  # type: ignore[arg-type]
     assert [(e.question, e.answer) for e in first] == [("q1", "answer 1"), ("q2", "answer 2")]
 
@@ -83,7 +82,7 @@ def test_base_answers_are_decoded_once_and_kept_when_a_round_stops(tmp_path: Pat
             raise TrainingCancelled
 
     with pytest.raises(TrainingCancelled):
-        cached_base_answers(base, ["q1", "q3", "q4"], path, between=stop_after_one)  # type: ignore[arg-type]
+        cached_base_answers(base, ["q1", "q3", "q4"], path, between=stop_after_one, batch=1)  # type: ignore[arg-type]
     assert base.decoded == ["q1", "q2", "q3"]  # q1 came from the file, q4 was never reached
     again = cached_base_answers(base, ["q3", "q2", "q4"], path)  # type: ignore[arg-type]
     assert [e.question for e in again] == ["q3", "q2", "q4"]
@@ -216,6 +215,21 @@ def test_a_tiny_round_makes_the_model_prefer_the_corrected_answer(
     assert "Biscuit" not in recall(generator, generator, FACT.question).text
 
 
+def test_recall_gives_up_early_only_on_answers_the_gate_would_reject(
+    generator: Generator, trained: Any
+) -> None:
+    adapted = adapted_view(generator, trained)
+    learned = recall(adapted, generator, FACT.question, min_logp=-0.5)
+    assert learned == recall(adapted, generator, FACT.question)  # the learned fact: no change
+    assert not learned.gave_up and accept(learned, min_margin=1.0, min_logp=-0.5)
+    question = "Summarise the history of the Byzantine Empire in detail."
+    full = recall(adapted, generator, question)
+    early = recall(adapted, generator, question, min_logp=-0.05)
+    assert early.gave_up and early.tokens < full.tokens
+    assert not accept(full, min_margin=0.0, min_logp=-0.05)  # the full answer fails too
+    assert not accept(early, min_margin=-100.0, min_logp=-100.0)
+
+
 def test_saved_and_reloaded_adapter_gives_identical_logits(
     generator: Generator, trained: Any, tmp_path: Path
 ) -> None:
@@ -232,6 +246,14 @@ def test_saved_and_reloaded_adapter_gives_identical_logits(
     expected = logits(adapted_view(generator, trained), OTHER)
     assert torch.equal(logits(adapted_view(generator, fresh), OTHER), expected)
     assert not list((tmp_path / "adapters").glob(".tmp-*"))  # no temp dir left behind
+
+
+def test_batched_greedy_answers_match_one_by_one(generator: Generator) -> None:
+    questions = [a.question for a in ANCHORS] + [FACT.question, "Who wrote Hamlet?"]
+    prompts = [recall_prompt(generator, q) for q in questions]  # of different lengths
+    assert len({len(p) for p in prompts}) > 1
+    alone = [generator.decode(p, max_new_tokens=12).text for p in prompts]
+    assert generator.decode_batch(prompts, max_new_tokens=12) == alone
 
 
 def test_answer_only_logits_give_the_models_own_loss(generator: Generator) -> None:
@@ -305,10 +327,9 @@ def test_versions_roll_back_and_forgetting_drops_what_was_learned(
     assert adaptation.adapted() is None and adaptation.status().pending == 1
     first = adaptation.consolidate()
     assert first is not None and first.corrections == (1,) and first.parent == 0
-    # The base model's answers about the correction's subject were decoded and kept.
-    kept = json.loads((tmp_path / "adapters" / "neighbors.json").read_text(encoding="utf-8"))
-    assert [q for q, _ in kept["answers"]] == neighbor_questions(FACT.question)
-    assert kept["answers"][0][0] == "What is Dana known for?"
+    # The base model's answers to the anchor prompts were decoded once and kept.
+    kept = json.loads((tmp_path / "adapters" / "anchors.json").read_text(encoding="utf-8"))
+    assert [q for q, _ in kept["answers"]] == [a.question for a in ANCHORS]
     view = adaptation.adapted()
     assert view is not None
     v1 = logits(view, OTHER)
@@ -351,8 +372,8 @@ def engine(tmp_path: Path, embedder: Embedder, generator: Generator) -> Iterator
         adapter_replay_ratio=TINY.replay_ratio,
         # A tiny round is judged by the loose gate asserted above; the default gate's
         # quality after a full round is measured in bench.bench_adapter.
-        recall_min_margin=1.0,
-        recall_min_logp=-0.5,
+        recall_alone_min_margin=1.0,
+        recall_alone_min_logp=-0.5,
     )
     with Engine(tmp_path / "data", config, embedder=embedder, generator=generator) as eng:
         eng.add_folder(notes)
