@@ -378,7 +378,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 100, 1000])
-    parser.add_argument("--budget", type=float, default=600.0, help="seconds per timed round")
+    parser.add_argument("--budget", type=float, default=3000.0, help="seconds per timed round")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--limit", type=int, default=1000, help="fixture records used")
     parser.add_argument("--epochs", type=int, default=0, help="override adapter_epochs")
