@@ -20,7 +20,7 @@ class AnswerLog:
         path: The database file (created with WAL journaling).
     """
 
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2  # 2: correction_id, the correction an answer was taken from
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
@@ -28,7 +28,13 @@ class AnswerLog:
         self._conn.execute("PRAGMA journal_mode=WAL")
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         try:
-            reconcile_format("answer history", Path(path), version, self.FORMAT_VERSION)
+            reconcile_format(
+                "answer history",
+                Path(path),
+                version,
+                self.FORMAT_VERSION,
+                {1: self._add_correction_id},
+            )
         except StoreError:
             self._conn.close()
             raise
@@ -36,10 +42,13 @@ class AnswerLog:
             "CREATE TABLE IF NOT EXISTS answers (answer_id TEXT PRIMARY KEY, "
             "conversation_id TEXT, question TEXT NOT NULL, retrieval_query TEXT NOT NULL, "
             "answer TEXT NOT NULL, abstained INTEGER NOT NULL, citations TEXT NOT NULL, "
-            "created_at REAL NOT NULL)"
+            "created_at REAL NOT NULL, correction_id INTEGER)"
         )
         self._conn.execute("CREATE INDEX IF NOT EXISTS answers_conv ON answers(conversation_id)")
         self._conn.execute(f"PRAGMA user_version={self.FORMAT_VERSION}")
+
+    def _add_correction_id(self) -> None:
+        self._conn.execute("ALTER TABLE answers ADD COLUMN correction_id INTEGER")
 
     def record(self, answer: Answer) -> None:
         """Store an answer under its ``answer_id``."""
@@ -49,7 +58,9 @@ class AnswerLog:
         ]
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO answers (answer_id, conversation_id, question, "
+                "retrieval_query, answer, abstained, citations, created_at, correction_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     answer.answer_id,
                     answer.conversation_id,
@@ -59,6 +70,7 @@ class AnswerLog:
                     int(answer.abstained),
                     json.dumps(cites),
                     time.time(),
+                    answer.correction.id if answer.correction is not None else None,
                 ),
             )
 
@@ -73,6 +85,14 @@ class AnswerLog:
         if row is None:
             return None
         return str(row[0]), "" if row[2] else str(row[1])
+
+    def correction_of(self, answer_id: str) -> int | None:
+        """The id of the correction an answer was taken from (None: it was not, or unknown)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT correction_id FROM answers WHERE answer_id = ?", (answer_id,)
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def get(self, answer_id: str) -> dict[str, object] | None:
         """The stored record of an answer, or None."""

@@ -49,7 +49,6 @@ from engine.watching import EVENT_GRACE_SECONDS, ChangeSet, FolderWatcher, apply
 log = logging.getLogger(__name__)
 
 STORE_FILE = "kenning.sqlite3"
-ANSWERED_FROM_KEPT = 1000  # recent answers given from a correction, remembered by id
 INDEX_FILE = "vectors.usearch"
 # Layout of the vector index file; a different one is rebuilt from the store.
 INDEX_FORMAT = 1
@@ -119,7 +118,6 @@ class Engine:
         self._correction_store: CorrectionStore | None = None
         # answer_id -> id of the correction that answered it (recent answers only), so
         # correcting such an answer replaces that correction (record_correction).
-        self._answered_from: dict[str, int] = {}
         self._memory: CorrectionMemory | None = None
         self._feedback: FeedbackBoosts | None = None
         # Called (with no arguments) after a correction is recorded or forgotten, on the
@@ -242,10 +240,6 @@ class Engine:
         retrieved = time.perf_counter()
         if match is not None:
             answer = _corrected_answer(question, hits, match)
-            with self._adapt_lock:
-                self._answered_from[answer.answer_id] = match.correction.id
-                while len(self._answered_from) > ANSWERED_FROM_KEPT:
-                    del self._answered_from[next(iter(self._answered_from))]
             if on_token is not None:
                 on_token(answer.text)
         elif (recalled := self._recall(question, hits, on_token)) is not None:
@@ -301,9 +295,9 @@ class Engine:
         self._check_open()
         store = self._corrections_store()
         memory = self._correction_memory()
+        shown = self._answers().correction_of(answer_id) if answer_id else None
         with self._adapt_lock:
             older = [m.correction.id for m in memory.same_fact(question)]
-            shown = self._answered_from.pop(answer_id, None) if answer_id else None
             if shown is not None and shown not in older:
                 # Correcting an answer that came from a correction replaces that one,
                 # however differently the question was worded this time.

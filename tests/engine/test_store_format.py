@@ -198,3 +198,36 @@ def test_a_vector_index_of_another_format_is_rebuilt_from_the_store(
         assert best(eng) == expected
         assert eng.store.get_meta("index_format") == "1"
         assert eng.last_stats.files_indexed == 0  # rebuilt from stored text, not re-parsed
+
+
+def test_an_answer_log_of_format_1_gains_the_correction_an_answer_came_from(
+    tmp_path: Path,
+) -> None:
+    from engine.adaptation.corrections import Correction
+    from engine.answering import Answer
+
+    path = tmp_path / "answers.db"
+    with sqlite3.connect(path) as conn:  # format 1 as released: no correction_id
+        conn.execute(
+            "CREATE TABLE answers (answer_id TEXT PRIMARY KEY, conversation_id TEXT, "
+            "question TEXT NOT NULL, retrieval_query TEXT NOT NULL, answer TEXT NOT NULL, "
+            "abstained INTEGER NOT NULL, citations TEXT NOT NULL, created_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO answers VALUES ('old', NULL, 'q', 'q', 'a', 0, '[]', 1.0)")
+        conn.execute("PRAGMA user_version=1")
+
+    log = AnswerLog(path)
+    assert log.get("old") is not None and log.correction_of("old") is None  # kept
+    fix = Correction(7, "Which breed is Miso?", "a Siamese", 2.0)
+    given = Answer("Which breed is Miso?", "a Siamese", [], [], [], False, "new", correction=fix)
+    log.record(given)
+    log.close()
+
+    reopened = AnswerLog(path)  # after a restart the answer still names its correction
+    try:
+        assert reopened.correction_of("new") == 7
+        assert reopened.correction_of("old") is None and reopened.correction_of("nope") is None
+    finally:
+        reopened.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == AnswerLog.FORMAT_VERSION == 2
