@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -279,22 +280,6 @@ def report(rows: list[Scored]) -> list[str]:
         " | locality | efficacy ungated | paraphrase ungated |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, (margin, floor) in fitted.items():
-
-        def passes(r: Scored, margin: float = margin, floor: float = floor) -> bool:
-            return accept(r.recalled, min_margin=margin, min_logp=floor)
-
-        for split in ("calibration", "test"):
-            eff, para = groups[f"{split}/efficacy"], groups[f"{split}/paraphrase"]
-            near, local = groups[f"{split}/near"], groups[f"{split}/locality"]
-            lines.append(
-                f"| generator alone | {name} | {split}"
-                f" | {_rate([passes(r) and r.right for r in eff])}"
-                f" | {_rate([passes(r) and r.right for r in para])}"
-                f" | {_rate([passes(r) for r in near])}"
-                f" | {_rate([not passes(r) for r in local])}"
-                f" | {_rate([r.right for r in eff])} | {_rate([r.right for r in para])} |"
-            )
     margin, floor = fitted["behind memory"]
 
     def together(r: Scored) -> tuple[bool, bool]:
@@ -304,16 +289,31 @@ def report(rows: list[Scored]) -> list[str]:
         fired = accept(r.recalled, min_margin=margin, min_logp=floor)
         return fired, fired and r.right
 
-    for split in ("calibration", "test"):
-        eff, para = groups[f"{split}/efficacy"], groups[f"{split}/paraphrase"]
-        near, local = groups[f"{split}/near"], groups[f"{split}/locality"]
-        lines.append(
-            f"| memory + generator | behind memory | {split}"
-            f" | {_rate([together(r)[1] for r in eff])}"
-            f" | {_rate([together(r)[1] for r in para])}"
-            f" | {_rate([together(r)[0] for r in near])}"
-            f" | {_rate([not together(r)[0] for r in local])} | | |"
-        )
+    def alone(gate: tuple[float, float]) -> Callable[[Scored], tuple[bool, bool]]:
+        def decide(r: Scored) -> tuple[bool, bool]:
+            fired = accept(r.recalled, min_margin=gate[0], min_logp=gate[1])
+            return fired, fired and r.right
+
+        return decide
+
+    rows_of = [(f"generator alone | {name}", alone(gate), True) for name, gate in fitted.items()]
+    rows_of.append(("memory + generator | behind memory", together, False))
+    for label, decide, ungated in rows_of:
+        for split in ("calibration", "test"):
+            eff, para = groups[f"{split}/efficacy"], groups[f"{split}/paraphrase"]
+            near, local = groups[f"{split}/near"], groups[f"{split}/locality"]
+            extra = (
+                f" {_rate([r.right for r in eff])} | {_rate([r.right for r in para])} |"
+                if ungated
+                else " | |"
+            )
+            lines.append(
+                f"| {label} | {split}"
+                f" | {_rate([decide(r)[1] for r in eff])}"
+                f" | {_rate([decide(r)[1] for r in para])}"
+                f" | {_rate([decide(r)[0] for r in near])}"
+                f" | {_rate([not decide(r)[0] for r in local])} |{extra}"
+            )
     local = groups["test/locality"]
     if local[0].seconds:
         config = EngineConfig()

@@ -116,8 +116,6 @@ class Engine:
         # Learning from corrections (engine.adaptation): opened on first use.
         self._adapt_lock = threading.RLock()
         self._correction_store: CorrectionStore | None = None
-        # answer_id -> id of the correction that answered it (recent answers only), so
-        # correcting such an answer replaces that correction (record_correction).
         self._memory: CorrectionMemory | None = None
         self._feedback: FeedbackBoosts | None = None
         # Called (with no arguments) after a correction is recorded or forgotten, on the

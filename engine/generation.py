@@ -321,9 +321,9 @@ class Generator:
         """Greedy answers to several prompts in one pass per token (texts only).
 
         Prompts are left-padded to one width with position ids that skip the padding,
-        so each row decodes as it would alone (up to float rounding). For the short
-        replay answers of a LoRA round, 16 prompts at a time cost about what two
-        cost one by one.
+        so each row decodes as it would alone (up to float rounding). The 16 first
+        anchor prompts of a LoRA round took 20 s one by one, 5 s in batches of 8 and
+        3.5 s in one batch (2 CPU cores, 2026-12-01).
         """
         import torch
 

@@ -138,6 +138,14 @@ class PauseGate:
                 self._holders -= 1
                 self._cond.notify_all()
 
+    def checkpoint(self, cancel: threading.Event | None) -> None:
+        """Where background work may stop: wait out any holder, then raise
+        :class:`TrainingCancelled` if ``cancel`` is set."""
+        stop = cancel or threading.Event()
+        self.wait(stop)
+        if stop.is_set():
+            raise TrainingCancelled
+
     def wait(self, cancel: threading.Event) -> None:
         """Return once nobody holds the gate (checks ``cancel`` every 50 ms)."""
         with self._cond:
@@ -406,16 +414,14 @@ def train_round(
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     pad_id = min(generator.stop_ids)
     bf16 = settings.bf16 and bf16_trains_fast(str(next(model.parameters()).device))
+    gate = pause or PauseGate()  # an unheld gate only checks ``cancel``
     result = RoundResult()
     cache: dict[Example, tuple[list[int], list[int]]] = {}
     try:
         for epoch in epochs:
             losses = []
             for start in range(0, len(epoch), size):
-                if pause is not None:
-                    pause.wait(cancel or threading.Event())
-                if cancel is not None and cancel.is_set():
-                    raise TrainingCancelled
+                gate.checkpoint(cancel)
                 chunk = epoch[start : start + size]
                 rows = [cache.setdefault(e, encode_example(generator, e)) for e in chunk]
                 losses.append(training_step(model, optimizer, collate(rows, pad_id), bf16=bf16))

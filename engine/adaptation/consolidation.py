@@ -28,7 +28,6 @@ from engine.adaptation.adapter import (
     AdapterVersion,
     Example,
     PauseGate,
-    TrainingCancelled,
     TrainSettings,
     adapted_view,
     lora_model,
@@ -255,15 +254,13 @@ class GeneratorAdaptation:
     def _anchor_examples(self, base: Generator, cancel: threading.Event | None) -> list[Example]:
         """The base model's answers to the anchor prompts (decoded once per data folder)."""
         if self._anchors is None:
-            stop = cancel or threading.Event()
-
-            def between() -> None:  # questions come first; a cancelled round stops here too
-                self.pause.wait(stop)
-                if stop.is_set():
-                    raise TrainingCancelled
-
             path = self.store.root / "anchors.json"
-            self._anchors = cached_base_answers(base, self._anchor_questions, path, between=between)
+            self._anchors = cached_base_answers(
+                base,
+                self._anchor_questions,
+                path,
+                between=lambda: self.pause.checkpoint(cancel),  # questions first; cancel
+            )
         return self._anchors
 
 

@@ -30,6 +30,7 @@ from engine.generation import Generator, TokenCallback
 from engine.retrieval import Hit
 
 ANCHORS_FORMAT = 1  # of the cached anchor answers (anchors.json)
+BASE_ANSWER_BATCH = 8  # replay answers decoded together (a pause waits at most one batch)
 
 # Unrelated prompts whose base-model answers are replayed during training, so the
 # adapter leaves the model's behaviour elsewhere alone. General knowledge, chores
@@ -138,9 +139,6 @@ def accept(recalled: Recalled, *, min_margin: float, min_logp: float) -> bool:
         and not recalled.gave_up
         and (recalled.margin >= min_margin and recalled.adapted_logp >= min_logp)
     )
-
-
-BASE_ANSWER_BATCH = 8  # replay answers decoded together (a pause waits at most one batch)
 
 
 def base_answers(
