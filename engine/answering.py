@@ -42,6 +42,7 @@ CHAT_SYSTEM = "Answer the question using the numbered sources. Be brief."
 
 
 class Strategy(str, Enum):
+    READER = "reader"  # the trained span reader (engine.reader), the default
     EXTRACTIVE = "extractive"  # copy-constrained decoding (the default)
     GENERATIVE = "generative"  # free decoding from a chat prompt (the naive baseline)
 
@@ -54,6 +55,38 @@ class Citation:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The sentence an answer was read from, quoted to the person with the answer marked.
+
+    ``start``/``end`` are offsets of the sentence into the file's text (like a
+    citation); ``answer_start``/``answer_end`` mark the answer inside ``text``
+    (both 0 when the reader abstained and this is only the closest sentence).
+    """
+
+    source: int  # index into Answer.sources
+    start: int
+    end: int
+    text: str
+    answer_start: int = 0
+    answer_end: int = 0
+
+
+def certainty_words(probability: float | None) -> str:
+    """How sure the reader is, in words a person reads at a glance.
+
+    >>> certainty_words(0.93), certainty_words(0.6), certainty_words(0.2), certainty_words(None)
+    ('sure', 'fairly sure', 'unsure', '')
+    """
+    if probability is None:
+        return ""
+    if probability >= 0.85:
+        return "sure"
+    if probability >= 0.5:
+        return "fairly sure"
+    return "unsure"
 
 
 @dataclass
@@ -78,6 +111,16 @@ class Answer:
     # Set (to the adapter version) when the adapted generator recalled the answer from
     # what it learned of the corrections (engine.adaptation.recall); 0 otherwise.
     adapter_version: int = 0
+    # The sentence the answer came from (or, when abstaining, the closest one).
+    evidence: Evidence | None = None
+    # The reader's calibrated probability that the passages answer the question and
+    # this span is the answer (None for the generator pipelines): see certainty_words.
+    certainty: float | None = None
+
+    @property
+    def certainty_label(self) -> str:
+        """How sure the reader is, in words ("sure", "fairly sure", "unsure"; "" if unknown)."""
+        return certainty_words(self.certainty)
 
 
 @dataclass(frozen=True)

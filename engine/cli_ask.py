@@ -40,8 +40,30 @@ def ask_command(engine: Engine, args: argparse.Namespace) -> int:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
     else:
         print()
+        print_evidence(answer)
         print_sources(answer)
     return 1 if answer.abstained else 0
+
+
+def print_evidence(answer: Answer) -> None:
+    """The quoted sentence, the answer in it marked with » «, and how sure the reader is."""
+    ev = answer.evidence
+    if ev is None:
+        return
+    if answer.abstained:
+        print(f"The closest passage says: “{ev.text}”")
+        return
+    quoted = (
+        ev.text[: ev.answer_start]
+        + "»"
+        + ev.text[ev.answer_start : ev.answer_end]
+        + "«"
+        + ev.text[ev.answer_end :]
+        if ev.answer_start < ev.answer_end
+        else ev.text
+    )
+    sure = f" ({answer.certainty_label}, {answer.certainty:.0%})" if answer.certainty else ""
+    print(f"From [{ev.source + 1}]{sure}: “{quoted}”")
 
 
 def print_sources(answer: Answer) -> None:
@@ -86,5 +108,17 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             }
             for n, h in enumerate(answer.sources)
         ],
+        "evidence": None
+        if answer.evidence is None
+        else {
+            "source": answer.evidence.source + 1,
+            "start": answer.evidence.start,
+            "end": answer.evidence.end,
+            "text": answer.evidence.text,
+            "answer_start": answer.evidence.answer_start,
+            "answer_end": answer.evidence.answer_end,
+        },
+        "certainty": answer.certainty,
+        "certainty_label": answer.certainty_label,
         "timings": answer.timings,
     }

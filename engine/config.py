@@ -71,9 +71,22 @@ class EngineConfig:
     generator_model: str | None = None
     # "auto" is float32 on CPU, float16 on GPUs; or "float32", "bfloat16", "float16".
     generator_dtype: str = "auto"
-    # "extractive" picks a span of the sources by PMI (F1 ~0.4 on the QA fixture);
-    # "generative" lets the model write freely (the naive baseline, F1 ~0.1).
-    answer_strategy: str = "extractive"
+    # "reader" reads the answer span with the trained span reader (resources/reader;
+    # docs/benchmarks.md has its figures on third-party questions); "extractive" picks
+    # a span by the generator's PMI (the earlier pipeline); "generative" lets the
+    # generator write freely (the naive baseline).
+    answer_strategy: str = "reader"
+    # The span reader: a folder with reader.json and its adapter; None is the bundled one.
+    reader_model: str | None = None
+    # Answer when the reader's calibrated probability that the passages answer the
+    # question reaches this; None uses the operating point calibrated in reader.json.
+    reader_threshold: float | None = None
+    # The reader learns from corrections whose answer a retrieved passage holds (a
+    # round of seconds on the writer after each; engine.adaptation.reader_learning).
+    reader_learning: bool = True
+    # Rescore the reader's four best spans with the generator's PMI at this weight
+    # (0: off, the reader alone). bench_reader measures what it adds, and its cost.
+    reader_rescore_weight: float = 0.0
     # Passages retrieved for an answer.
     answer_passages: int = 3
     # Sentences of those passages whose spans are scored in extractive mode.
@@ -141,8 +154,8 @@ class EngineConfig:
             raise ValueError("dense_weight must be within [0, 1]")
         if self.embed_batch_size < 1 or self.candidates < 1 or self.rrf_k < 1:
             raise ValueError("embed_batch_size, candidates and rrf_k must be positive")
-        if self.answer_strategy not in ("extractive", "generative"):
-            raise ValueError("answer_strategy must be 'extractive' or 'generative'")
+        if self.answer_strategy not in ("reader", "extractive", "generative"):
+            raise ValueError("answer_strategy must be 'reader', 'extractive' or 'generative'")
         if self.answer_passages < 1 or self.answer_sentences < 1 or self.max_new_tokens < 1:
             raise ValueError("answer_passages, answer_sentences, max_new_tokens must be positive")
         if not 0.0 <= self.abstain_uncovered <= 1.0:

@@ -30,16 +30,19 @@ from engine.adaptation.consolidation import ConsolidationScheduler, GeneratorAda
 from engine.adaptation.corrections import Correction, CorrectionStore
 from engine.adaptation.feedback import FeedbackBoosts, apply_boosts
 from engine.adaptation.memory import CorrectionMemory, MemoryMatch
+from engine.adaptation.reader_learning import ReaderLearning, find_example
 from engine.adaptation.recall import accept, recall, recalled_answer
 from engine.answer_log import AnswerLog
 from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
 from engine.config import EngineConfig
-from engine.embedding import Embedder
+from engine.embedding import Embedder, select_device
 from engine.errors import EngineClosedError, EngineError, FolderNotFoundError
 from engine.generation import Generator, TokenCallback
 from engine.indexing import CancelFlag, Cancelled, Indexer, IndexStats
 from engine.progress import Progress
+from engine.reader import SpanReader, bundled_reader_path
+from engine.reader.answers import read_answer
 from engine.retrieval import Hit, SearchMode
 from engine.retrieval import search as hybrid_search
 from engine.status import FolderStatus, Status
@@ -55,6 +58,7 @@ INDEX_FORMAT = 1
 ANSWERS_FILE = "answers.sqlite3"
 CORRECTIONS_FILE = "corrections.sqlite3"
 ADAPTERS_DIR = "adapters"
+READER_DIR = "reader"
 
 
 _P = ParamSpec("_P")
@@ -92,6 +96,8 @@ class Engine:
             default the configured model is loaded on first use.
         generator: An already loaded answer model to share (tests, benchmarks); by
             default the configured one is loaded on the first :meth:`ask`.
+        reader: An already loaded span reader to share; by default the configured
+            one (the bundled reader) is loaded on the first :meth:`ask`.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -103,6 +109,7 @@ class Engine:
         *,
         embedder: Embedder | None = None,
         generator: Generator | None = None,
+        reader: SpanReader | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +119,21 @@ class Engine:
         self._embedder_lock = threading.Lock()
         self._generator = generator
         self._generator_lock = threading.Lock()
+        self._shipped_reader = reader
+        self._reader = reader
+        self._reader_version = 0  # the learned version self._reader holds (0: shipped)
+        self._reader_lock = threading.Lock()
+        shipped = (
+            Path(self.config.reader_model).expanduser()
+            if self.config.reader_model
+            else bundled_reader_path()
+        )
+        self._reader_learning = ReaderLearning(
+            self.data_dir / READER_DIR,
+            reader.path if reader else shipped,
+            device=select_device(self.config.device),
+        )
+        self._reader_round_queued = False
         self._answer_log: AnswerLog | None = None
         # Learning from corrections (engine.adaptation): opened on first use.
         self._adapt_lock = threading.RLock()
@@ -194,6 +216,87 @@ class Engine:
                 )
             return self._generator
 
+    @property
+    def reader(self) -> SpanReader:
+        """The span reader, loaded on first use (under a second once torch is imported).
+
+        Raises:
+            ModelNotAvailableError: its files are missing, corrupt or of another format.
+        """
+        learning = self._reader_learning
+        version = learning.current() if self.config.reader_learning else 0
+        with self._reader_lock:
+            if self._reader is None or version != self._reader_version:
+                if version == 0 and self._shipped_reader is not None:
+                    self._reader = self._shipped_reader
+                else:
+                    device = select_device(self.config.device)
+                    self._reader = SpanReader.load(learning.folder(version), device=device)
+                    if version == 0:
+                        self._shipped_reader = self._reader
+                self._reader_version = version
+            return self._reader
+
+    @property
+    def reader_version(self) -> int:
+        """The learned reader version answers use (0: the shipped reader)."""
+        return self._reader_learning.current() if self.config.reader_learning else 0
+
+    def reader_versions(self) -> list[int]:
+        """Every learned reader version on disk, oldest first."""
+        return self._reader_learning.versions()
+
+    def rollback_reader(self, version: int) -> None:
+        """Answer with learned reader ``version`` from now on (0: the shipped reader).
+
+        Raises:
+            ValueError: no such version.
+        """
+        self._check_open()
+        self._reader_learning.set_current(version)
+
+    def _teach_reader(self, correction: Correction) -> None:
+        """Turn a correction into a reader example if a retrieved passage holds its answer,
+        then queue a reader round on the writer."""
+        if not self.config.reader_learning:
+            return
+        if self._index_ready.is_set() and self._startup_error is None:
+            hits = self.search(correction.question, limit=self.config.answer_passages)
+            example = find_example(
+                correction.id, correction.question, correction.answer, [h.text for h in hits]
+            )
+            if example is not None:
+                self._reader_learning.add(example)
+        self._queue_reader_round()
+
+    def _queue_reader_round(self) -> None:
+        """One queued reader round at a time; it learns whatever is in effect when it runs."""
+        with self._idle:
+            if self._reader_round_queued:
+                return
+            self._reader_round_queued = True
+
+        def run(cancel: threading.Event) -> None:
+            self._reader_round_queued = False
+            active = {c.id for c in self._corrections_store().active()}
+            if not self._reader_learning.pending(active):
+                return
+            self.progress.begin("Teaching the reader your corrections")
+
+            def checkpoint() -> None:
+                self._adaptation.pause.checkpoint(cancel)  # answers first; cancel stops
+
+            def on_step(step: int, steps: int, loss: float) -> None:
+                self.progress.set_total(steps)
+                self.progress.advance(1, f"step {step} of {steps}")
+
+            try:
+                self._reader_learning.learn(active, checkpoint=checkpoint, on_step=on_step)
+            except TrainingCancelled as exc:
+                raise Cancelled from exc
+
+        self._submit(_Job("Teaching the reader your corrections", run))
+
     def warm_up(self) -> None:
         """Load the embedding and answer models now instead of on first use.
 
@@ -204,7 +307,11 @@ class Engine:
         (:class:`ModelNotAvailableError` for a missing or broken model).
         """
         self.embedder  # noqa: B018 - the property loads the model
-        self.generator  # noqa: B018
+        cfg = self.config
+        if cfg.answer_strategy == Strategy.READER.value:
+            self.reader  # noqa: B018
+        if cfg.answer_strategy != Strategy.READER.value or cfg.reader_rescore_weight > 0:
+            self.generator  # noqa: B018
 
     @_pauses_training
     def ask(
@@ -242,6 +349,16 @@ class Engine:
                 on_token(answer.text)
         elif (recalled := self._recall(question, hits, on_token)) is not None:
             answer = recalled  # the adapted generator remembers a correction (layer 2)
+        elif cfg.answer_strategy == Strategy.READER.value:
+            answer = read_answer(
+                self.reader,
+                question,
+                hits,
+                on_token=on_token,
+                threshold=cfg.reader_threshold,
+                generator=self.generator if cfg.reader_rescore_weight > 0 else None,
+                rescore_weight=cfg.reader_rescore_weight,
+            )
         else:
             answer = answer_from_hits(
                 self.generator,
@@ -308,6 +425,9 @@ class Engine:
                 memory.remove(older)
             self._cache_vectors([correction], memory.add([correction]))
         self._rate_from_correction(correction)
+        if older:
+            self._reader_learning.drop(set(older))
+        self._teach_reader(correction)
         self._corrections_changed()
         return correction
 
@@ -349,6 +469,11 @@ class Engine:
             memory.remove([correction_id])
             self._remember([c for c in store.active() if c.id not in before])
             self._feedback_boosts().drop_correction(correction_id)
+        # The serving reader falls back at once if it learned this correction; a round
+        # retrains on what is still in effect (an older correction back in effect too).
+        self._reader_learning.drop({correction_id})
+        if self.config.reader_learning:
+            self._queue_reader_round()
         self._corrections_changed()
         return forgotten
 

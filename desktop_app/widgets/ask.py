@@ -192,4 +192,31 @@ def _turn_html(n: int, turn: Turn, muted: str, link: str) -> str:
             f'<br><span style="color:{muted}">Corrected to:</span> '
             f"<i>{html.escape(turn.corrected)}</i>"
         )
-    return question + f"<p>{text} {markers}{extra}</p>"
+    return question + f"<p>{text} {markers}{extra}</p>" + _evidence_html(answer, muted)
+
+
+def _evidence_html(answer: Any, muted: str) -> str:
+    """The quoted sentence with the answer highlighted, and how sure the reader is.
+
+    When the reader abstained, the closest sentence it found, so the person can
+    judge for themselves.
+    """
+    evidence = getattr(answer, "evidence", None)
+    if evidence is None:
+        return ""
+    text, a, b = evidence.text, evidence.answer_start, evidence.answer_end
+    if a < b:
+        quoted = (
+            html.escape(text[:a])
+            + f'<span style="background-color:#fff3a3;color:#000"><b>{html.escape(text[a:b])}'
+            + "</b></span>"
+            + html.escape(text[b:])
+        )
+    else:
+        quoted = html.escape(text)
+    if answer.abstained:
+        lead = "The closest passage says:"
+    else:
+        words = getattr(answer, "certainty_label", "")
+        lead = f"From the source ({words}):" if words else "From the source:"
+    return f'<p style="margin-left:12px"><span style="color:{muted}">{lead}</span> “{quoted}”</p>'

@@ -93,6 +93,46 @@ def test_transcript_streams_tokens_and_citation_markers_click(qtbot: Any) -> Non
     assert clicked.args == [0, 0]
 
 
+def test_transcript_quotes_the_evidence_with_the_answer_highlighted(qtbot: Any) -> None:
+    from engine.answering import Answer, Citation, Evidence
+
+    text = "The dentist appointment is on Tuesday at 3pm, Dr. Molar."
+    hit = FakeHit(Path("/notes/dentist.md"), 16, 16 + len(text), text)
+    at = text.index("Tuesday at 3pm")
+    answered = Answer(
+        "When?",
+        "Tuesday at 3pm",
+        [hit],
+        [0],
+        [Citation(0, 16 + at, 30 + at, "Tuesday at 3pm")],
+        False,
+        "a1",
+        evidence=Evidence(0, 16, 16 + len(text), text, at, at + 14),
+        certainty=0.9,
+    )
+    transcript = Transcript()
+    qtbot.addWidget(transcript)
+    transcript.add_turn("When?")
+    transcript.finish(answered)
+    shown = transcript.toPlainText()
+    assert f"From the source (sure): “{text}”" in shown
+    assert "background-color:#fff3a3" in transcript.toHtml()  # the span is marked
+    abstained = Answer(
+        "Who?",
+        "The documents do not say.",
+        [hit],
+        [],
+        [],
+        True,
+        "a2",
+        evidence=Evidence(0, 16, 16 + len(text), text),
+        certainty=0.1,
+    )
+    transcript.add_turn("Who?")
+    transcript.finish(abstained)
+    assert f"The closest passage says: “{text}”" in transcript.toPlainText()
+
+
 def test_source_card_marks_the_cited_span(qtbot: Any) -> None:
     panel = SourcesPanel()
     qtbot.addWidget(panel)

@@ -1,0 +1,165 @@
+"""Answers read by the span reader: the best span, its sentence, and whether to abstain.
+
+The reader scores every span of the retrieved passages at once; the best one is
+the answer, cited to the character, and the sentence holding it is quoted with
+the span marked. Whether to answer at all is the calibrated abstention model's
+call (``reader.json``): a logistic model of the best span's score, its margin over
+the passage's no-answer score and the best retrieval cosine, fitted on held-out
+third-party questions (``bench/calibrate_reader.py``). The old word-coverage rule
+is not used here: on questions the project did not write it carried no signal.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+
+from engine.answering import (
+    NOT_FOUND,
+    Answer,
+    Citation,
+    Evidence,
+    best_similarity,
+    pick_span,
+    split_sentences,
+)
+from engine.generation import Generator, TokenCallback
+from engine.reader.model import ReaderGuess, Span, SpanReader
+from engine.retrieval import Hit
+
+
+def read_answer(
+    reader: SpanReader,
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    on_token: TokenCallback | None = None,
+    threshold: float | None = None,
+    generator: Generator | None = None,
+    rescore_weight: float = 0.0,
+) -> Answer:
+    """Answer ``question`` from ``hits`` with the span reader, or abstain.
+
+    Args:
+        reader: The loaded reader.
+        question: What the person asked.
+        hits: Retrieved passages, best first.
+        on_token: Receives the answer text (in one piece: spans are not streamed).
+        threshold: Answer when the calibrated probability reaches it; default the
+            operating point in ``reader.json``.
+        generator: With ``rescore_weight`` > 0, rescores the reader's best spans
+            (:func:`rescore`); abstention still uses the reader's own scores.
+        rescore_weight: Weight of the generator's PMI against the reader's score.
+
+    Returns:
+        The answer; ``certainty`` is the calibrated probability that the passages
+        answer the question, ``evidence`` the sentence quoted (also when abstaining).
+    """
+    started = time.perf_counter()
+    answer = Answer(question, "", list(hits), [], [], False, uuid.uuid4().hex)
+    if not hits:
+        return _abstain(answer, on_token)
+    guess = reader.read(question, [h.text for h in hits])
+    answer.timings["read"] = time.perf_counter() - started
+    if guess.best is None:
+        return _abstain(answer, on_token)
+    probability = answer_probability(reader, guess, hits)
+    answer.certainty = probability
+    abstention = reader.config.abstention
+    floor = threshold if threshold is not None else abstention.threshold if abstention else 0.0
+    if probability < floor:
+        answer.evidence = evidence_for(hits, guess.spans[0], mark=False)
+        return _abstain(answer, on_token)
+    if generator is not None and rescore_weight > 0:
+        guess = rescore(generator, question, hits, guess, weight=rescore_weight)
+    best = guess.spans[0]
+    hit = hits[best.passage]
+    start = hit.start + best.start
+    answer.text = best.text
+    answer.citations.append(Citation(best.passage, start, start + len(best.text), best.text))
+    answer.cited.append(best.passage)
+    answer.evidence = evidence_for(hits, best, mark=True)
+    answer.confidence = best.score
+    answer.timings["first_token"] = answer.timings["generate"] = time.perf_counter() - started
+    if on_token is not None:
+        on_token(answer.text)
+    return answer
+
+
+def rescore(
+    generator: Generator,
+    question: str,
+    hits: Sequence[Hit],
+    guess: ReaderGuess,
+    *,
+    weight: float,
+    top: int = 4,
+) -> ReaderGuess:
+    """Reorder the reader's best spans by reader score + ``weight`` x the generator's PMI.
+
+    The generator scores each candidate as the answer to the question given the
+    sentences the candidates come from (:func:`engine.answering.pick_span`'s PMI);
+    a span the small model finds much likelier with the question than without it
+    gains. ``weight`` is fitted on the calibration split (``bench/bench_reader.py
+    --rescore``); 0 leaves the reader's order.
+    """
+    spans = guess.spans[:top]
+    if weight <= 0 or len(spans) < 2:
+        return guess
+    quotes = [evidence_for(hits, s, mark=True) for s in spans]
+    context, offsets = "", {}
+    for ev in quotes:
+        key = (ev.source, ev.start)
+        if key not in offsets:
+            offsets[key] = len(context)
+            context += ev.text + " "
+    ranges = [
+        (
+            offsets[(ev.source, ev.start)] + ev.answer_start,
+            offsets[(ev.source, ev.start)] + ev.answer_end,
+        )
+        for ev in quotes
+    ]
+    prior = [s.score / weight for s in spans]
+    best, _ = pick_span(generator, question, context, ranges, prior)
+    order = [spans[best]] + [s for n, s in enumerate(spans) if n != best]
+    return ReaderGuess(order + guess.spans[top:], guess.null_scores)
+
+
+def answer_probability(reader: SpanReader, guess: ReaderGuess, hits: Sequence[Hit]) -> float:
+    """The calibrated P(answerable) of a reading; 1.0 for an uncalibrated reader."""
+    abstention = reader.config.abstention
+    if abstention is None:
+        return 1.0
+    return abstention.probability(guess.features(best_similarity(hits)))
+
+
+def evidence_for(hits: Sequence[Hit], span: Span, *, mark: bool) -> Evidence:
+    """The sentence of ``hits[span.passage]`` that holds the span (the span marked).
+
+    A span across a sentence break quotes every sentence it touches.
+
+    >>> from pathlib import Path
+    >>> hit = Hit(Path("a.md"), 100, 140, "Rain fell. It was Ada Lovelace. Then sun.", 1.0, 1)
+    >>> ev = evidence_for([hit], Span(0, 18, 30, "Ada Lovelace", 3.0), mark=True)
+    >>> ev.text, ev.text[ev.answer_start : ev.answer_end], ev.start
+    ('It was Ada Lovelace.', 'Ada Lovelace', 111)
+    """
+    hit = hits[span.passage]
+    sentences = split_sentences(hit.text) or [(0, len(hit.text))]
+    touched = [(a, b) for a, b in sentences if a < span.end and b > span.start]
+    a = min((s[0] for s in touched), default=span.start)
+    b = max((s[1] for s in touched), default=span.end)
+    a, b = min(a, span.start), max(b, span.end)
+    text = hit.text[a:b]
+    lo, hi = (span.start - a, span.end - a) if mark else (0, 0)
+    return Evidence(span.passage, hit.start + a, hit.start + b, text, lo, hi)
+
+
+def _abstain(answer: Answer, on_token: TokenCallback | None) -> Answer:
+    answer.abstained = True
+    answer.text = NOT_FOUND
+    if on_token is not None:
+        on_token(NOT_FOUND)
+    return answer

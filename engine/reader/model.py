@@ -1,0 +1,298 @@
+"""The span reader: start/end logits over [question; passage] windows, plus a no-answer score.
+
+The bundled all-MiniLM-L6-v2 encoder reads ``[CLS] question [SEP] passage [SEP]``;
+a linear head gives every word piece a start and an end logit. A span's score is
+start + end (Devlin et al.'s BERT reader), the [CLS] position's pair is the
+no-answer score (SQuAD 2.0 style). The encoder carries a LoRA and the head, trained
+by ``python -m bench.train_reader`` on third-party questions; both ship in
+``resources/reader/`` as safetensors (peft's adapter format) beside ``reader.json``,
+which holds the format version and the abstention model calibrated on held-out
+questions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ModelNotAvailableError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Version of reader.json's layout; a reader saved by a newer format is refused.
+READER_FORMAT = 1
+CONFIG_NAME = "reader.json"
+ADAPTER_NAME = "adapter_model.safetensors"
+# Training examples replayed when the reader learns from corrections.
+REPLAY_NAME = "replay.json"
+
+
+def bundled_reader_path() -> Path:
+    """``resources/reader`` of the source tree, or of the frozen build (same layout)."""
+    return Path(__file__).resolve().parents[2] / "resources" / "reader"
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """P(the passages answer the question) as a logistic model of the reader's scores.
+
+    Fitted on the calibration split (``bench/calibrate_reader.py``); the engine
+    abstains when the probability is below ``threshold``.
+
+    >>> a = Abstention(("margin",), (1.0,), 0.0, 0.5)
+    >>> round(a.probability({"margin": 2.0}), 3), a.answers({"margin": -1.0})
+    (0.881, False)
+    """
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def probability(self, values: dict[str, float]) -> float:
+        z = self.bias + sum(w * values[f] for f, w in zip(self.features, self.weights, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def answers(self, values: dict[str, float]) -> bool:
+        return self.probability(values) >= self.threshold
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """``reader.json``: how the reader was built and how to use it."""
+
+    format_version: int = READER_FORMAT
+    # The encoder the LoRA was trained on (the bundled embedding model).
+    base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # Word pieces per window ([CLS] question [SEP] passage [SEP]); MiniLM reads 512.
+    max_length: int = 384
+    # Word pieces shared by consecutive windows of a passage too long for one.
+    stride: int = 128
+    # Longest answer, in word pieces (SQuAD answers: 99% under 30).
+    max_answer_tokens: int = 30
+    abstention: Abstention | None = None
+    # What produced the weights (data, seed, epochs, time): for people, not code.
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ReaderConfig:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelNotAvailableError(
+                f"The reader's settings {path} cannot be read ({exc}). Reinstall Kenning or "
+                "retrain the reader: python -m bench.train_reader"
+            ) from exc
+        version = int(raw.get("format_version", 0))
+        if version != READER_FORMAT:
+            raise ModelNotAvailableError(
+                f"The reader in {path.parent} is format {version}; this Kenning reads format "
+                f"{READER_FORMAT}. Reinstall Kenning or retrain: python -m bench.train_reader"
+            )
+        abst = raw.pop("abstention", None)
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        if abst is not None:
+            known["abstention"] = Abstention(
+                tuple(abst["features"]), tuple(abst["weights"]), abst["bias"], abst["threshold"]
+            )
+        return cls(**known)
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temp file + rename)."""
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: characters ``start:end`` of passage ``passage``."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float  # start logit + end logit
+
+
+@dataclass(frozen=True)
+class ReaderGuess:
+    """What the reader made of one question over its passages."""
+
+    spans: list[Span]  # best first (at most ``top`` of them)
+    null_scores: list[float]  # per passage: the [CLS] start + end logits (lowest window)
+
+    @property
+    def best(self) -> Span | None:
+        return self.spans[0] if self.spans else None
+
+    def features(self, similarity: float = 0.0) -> dict[str, float]:
+        """The abstention model's inputs (see :class:`Abstention`)."""
+        if not self.spans:
+            return {"score": -20.0, "margin": -20.0, "similarity": similarity}
+        best = self.spans[0]
+        return {
+            "score": best.score,
+            "margin": best.score - self.null_scores[best.passage],
+            "similarity": similarity,
+        }
+
+
+class SpanReader:
+    """A loaded reader. ``read`` is thread-safe (one forward pass at a time)."""
+
+    def __init__(self, model: Any, tokenizer: Any, config: ReaderConfig, path: Path) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | None = None,
+        *,
+        base: Path | None = None,
+        device: str = "cpu",
+        trainable: bool = False,
+    ) -> SpanReader:
+        """Load the reader in ``path`` (default: the bundled one) on the bundled encoder.
+
+        Args:
+            path: A folder with ``reader.json`` and peft's adapter files.
+            base: The encoder's folder; default the bundled all-MiniLM-L6-v2.
+            device: Torch device.
+            trainable: Keep the LoRA separate and trainable (online learning);
+                otherwise it is merged into the encoder for speed.
+
+        Raises:
+            ModelNotAvailableError: a file is missing, corrupt, or of another format.
+        """
+        path = path or bundled_reader_path()
+        config = ReaderConfig.load(path / CONFIG_NAME)
+        if not (path / ADAPTER_NAME).is_file():
+            raise ModelNotAvailableError(
+                f"The reader's weights are missing ({path / ADAPTER_NAME}). Reinstall Kenning "
+                "or retrain them: python -m bench.train_reader"
+            )
+        from engine.embedding import bundled_embedding_model_path
+
+        base = base or bundled_embedding_model_path()
+        try:
+            model, tokenizer = _load_weights(path, base, device, trainable)
+        except ModelNotAvailableError:
+            raise
+        except Exception as exc:  # safetensors/peft raise many kinds for a bad file
+            raise ModelNotAvailableError(
+                f"The reader in {path} cannot be loaded ({type(exc).__name__}: {exc}). "
+                "Reinstall Kenning or retrain it: python -m bench.train_reader"
+            ) from exc
+        return cls(model, tokenizer, config, path)
+
+    def read(self, question: str, passages: Sequence[str], *, top: int = 8) -> ReaderGuess:
+        """Score every span of ``passages`` (all windows in one batch).
+
+        Returns:
+            The ``top`` best spans across passages (at most one per start word
+            piece of a window), and each passage's no-answer score.
+        """
+        import torch
+
+        if not passages:
+            return ReaderGuess([], [])
+        enc = self.tokenizer(
+            [question] * len(passages),
+            list(passages),
+            truncation="only_second",
+            max_length=self.config.max_length,
+            stride=self.config.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
+        owner = enc.pop("overflow_to_sample_mapping").tolist()
+        offsets = enc.pop("offset_mapping").tolist()
+        context = [
+            [s == 1 for s in enc.sequence_ids(w)] for w in range(len(owner))
+        ]  # True on passage word pieces
+        with self._lock, torch.inference_mode():
+            device = next(self.model.parameters()).device
+            out = self.model(**{k: v.to(device) for k, v in enc.items()})
+        starts = out.start_logits.float().cpu()
+        ends = out.end_logits.float().cpu()
+        nulls = [math.inf] * len(passages)
+        candidates: list[Span] = []
+        for w, p in enumerate(owner):
+            nulls[p] = min(nulls[p], float(starts[w, 0] + ends[w, 0]))
+            candidates += _window_spans(
+                starts[w],
+                ends[w],
+                context[w],
+                offsets[w],
+                p,
+                passages[p],
+                self.config.max_answer_tokens,
+                top,
+            )
+        candidates.sort(key=lambda s: -s.score)
+        seen: set[tuple[int, int, int]] = set()
+        spans = []
+        for s in candidates:
+            if (s.passage, s.start, s.end) not in seen:
+                seen.add((s.passage, s.start, s.end))
+                spans.append(s)
+        return ReaderGuess(spans[:top], nulls)
+
+
+def _window_spans(
+    starts: Any,
+    ends: Any,
+    context: list[bool],
+    offsets: list[list[int]],
+    passage: int,
+    text: str,
+    max_tokens: int,
+    top: int,
+) -> list[Span]:
+    """The ``top`` best (start <= end < start + max_tokens) spans inside one window's passage."""
+    import torch
+
+    mask = torch.tensor(context)
+    if not bool(mask.any()):
+        return []
+    n = len(context)
+    score = starts[:, None] + ends[None, :]
+    band = torch.ones(n, n, dtype=torch.bool).triu().tril(max_tokens - 1)
+    ok = band & mask[:, None] & mask[None, :]
+    score = score.masked_fill(~ok, -math.inf)
+    k = min(top, int(ok.sum()))
+    values, flat = score.flatten().topk(k)
+    spans = []
+    for v, f in zip(values.tolist(), flat.tolist(), strict=True):
+        i, j = divmod(f, n)
+        a, b = offsets[i][0], offsets[j][1]
+        spans.append(Span(passage, a, b, text[a:b], float(v)))
+    return spans
+
+
+def _load_weights(path: Path, base: Path, device: str, trainable: bool) -> tuple[Any, Any]:
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from engine.reader.training import new_encoder
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = PeftModel.from_pretrained(new_encoder(base), str(path), is_trainable=trainable)
+    if not trainable:
+        model = model.merge_and_unload()
+        model.eval()
+    return model.to(device), tokenizer

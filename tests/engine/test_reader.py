@@ -1,0 +1,187 @@
+"""The trained span reader: real weights from resources/, a real engine, real files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, EngineConfig, ModelNotAvailableError
+from engine.embedding import Embedder
+from engine.reader import SpanReader, bundled_reader_path
+from engine.reader.model import ADAPTER_NAME, CONFIG_NAME
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NOTES = {
+    "space.md": (
+        "# Mars\n\nThe rover Perseverance landed in Jezero Crater in February 2021. "
+        "It carries a small helicopter called Ingenuity, which first flew in April 2021.\n"
+    ),
+    "bread.md": (
+        "# Sourdough\n\nFeed the starter with rye flour twice a day. "
+        "Bake the loaf at 250 degrees for forty minutes, then let it cool on a rack.\n"
+    ),
+    "club.md": (
+        "# Chess club\n\nThe chess club meets on Tuesdays in the library basement. "
+        "Its treasurer, Marta Oliveira, keeps the membership fees in a tin box, "
+        "and the club's oldest member, Henrik Dahl, teaches the openings.\n"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def reader() -> SpanReader:
+    return SpanReader.load()
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("notes")
+    for name, text in NOTES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def engine(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, reader: SpanReader, notes: Path
+) -> Iterator[Engine]:
+    config = EngineConfig(adapter_auto_after=0, adapter_idle_seconds=0)
+    with Engine(tmp_path_factory.mktemp("data"), config, embedder=embedder, reader=reader) as eng:
+        eng.add_folder(notes)
+        assert eng.wait_until_idle(120)
+        yield eng
+
+
+def test_the_shipped_reader_is_versioned_safetensors_and_small() -> None:
+    folder = bundled_reader_path()
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    assert config["format_version"] == 1
+    assert config["abstention"] is not None, "the shipped reader carries its calibration"
+    assert (folder / ADAPTER_NAME).stat().st_size < 8 * 1024 * 1024
+    assert not list(folder.glob("*.bin")), "weights are safetensors only, never pickles"
+
+
+def test_reader_answers_with_the_right_span_and_sentence(engine: Engine, notes: Path) -> None:
+    answer = engine.ask("Where did the rover Perseverance land?")
+    assert not answer.abstained
+    assert "Jezero Crater" in answer.text
+    citation = answer.citations[0]
+    source = answer.sources[citation.source]
+    assert source.path.name == "space.md"
+    text = source.path.read_text(encoding="utf-8")
+    assert text[citation.start : citation.end] == answer.text
+    ev = answer.evidence
+    assert ev is not None
+    assert ev.text == "The rover Perseverance landed in Jezero Crater in February 2021."
+    assert text[ev.start : ev.end] == ev.text
+    assert ev.text[ev.answer_start : ev.answer_end] == answer.text
+    assert answer.certainty is not None and answer.certainty_label in ("sure", "fairly sure")
+
+
+def test_reader_reads_a_name_out_of_a_longer_sentence(engine: Engine) -> None:
+    answer = engine.ask("Who keeps the chess club's membership fees?")
+    assert not answer.abstained
+    assert answer.text == "Marta Oliveira"
+
+
+def test_off_library_question_abstains_and_quotes_the_closest_sentence(engine: Engine) -> None:
+    answer = engine.ask("What is the boiling point of liquid nitrogen?")
+    assert answer.abstained
+    assert answer.text == "The documents do not say."
+    assert answer.sources, "the nearest passages are still shown"
+    assert answer.evidence is not None and answer.evidence.answer_start == 0
+
+
+def test_missing_or_corrupt_reader_files_give_a_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "reader"
+    shutil.copytree(bundled_reader_path(), broken)
+    (broken / ADAPTER_NAME).write_bytes(b"\x00not a safetensors file" * 10)
+    with pytest.raises(ModelNotAvailableError, match="cannot be loaded"):
+        SpanReader.load(broken)
+    (broken / ADAPTER_NAME).unlink()
+    with pytest.raises(ModelNotAvailableError, match="weights are missing"):
+        SpanReader.load(broken)
+    (broken / CONFIG_NAME).write_text("{ not json")
+    with pytest.raises(ModelNotAvailableError, match="cannot be read"):
+        SpanReader.load(broken)
+    (broken / CONFIG_NAME).write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(ModelNotAvailableError, match="format 99"):
+        SpanReader.load(broken)
+    with pytest.raises(ModelNotAvailableError):
+        SpanReader.load(tmp_path / "nowhere")
+
+
+def test_an_engine_with_a_broken_reader_raises_on_ask(tmp_path: Path, embedder: Embedder) -> None:
+    config = EngineConfig(reader_model=str(tmp_path / "missing"))
+    with (
+        Engine(tmp_path / "data", config, embedder=embedder) as eng,
+        pytest.raises(ModelNotAvailableError),
+    ):
+        eng.ask("Anything?")
+
+
+def test_reader_batches_windows_of_a_long_passage(reader: SpanReader) -> None:
+    filler = "The weather was mild and nothing else happened that day. " * 60
+    passage = filler + "The treasure was buried under the old oak by Captain Reyes."
+    guess = reader.read("Who buried the treasure?", [passage, "Unrelated text."])
+    assert guess.best is not None
+    assert "Reyes" in guess.best.text
+    assert guess.best.passage == 0
+    assert len(guess.null_scores) == 2
+
+
+def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
+    tmp_path: Path, embedder: Embedder, reader: SpanReader, notes: Path
+) -> None:
+    # The memory and the generator's recall are off: only the reader can carry it over.
+    config = EngineConfig(
+        use_correction_memory=False,
+        use_generator_recall=False,
+        adapter_auto_after=0,
+        adapter_idle_seconds=0,
+    )
+    with Engine(tmp_path / "data", config, embedder=embedder, reader=reader) as eng:
+        eng.add_folder(notes)
+        assert eng.wait_until_idle(120)
+        similar = "Which member of the chess club teaches the openings?"
+        before = eng.ask(similar)
+        assert "Henrik Dahl" in before.text
+        # The person says otherwise; the corrected answer is in the passage.
+        correction = eng.record_correction(
+            "Who teaches the openings at the chess club?", "Marta Oliveira"
+        )
+        assert eng.wait_until_idle(600)
+        assert eng.reader_version == 1
+        after = eng.ask(similar)
+        assert "Marta Oliveira" in after.text, after.text
+        unrelated = eng.ask("Where did the rover Perseverance land?")
+        assert "Jezero Crater" in unrelated.text
+        eng.forget_correction(correction.id)
+        assert eng.reader_version == 0  # at once, before any retraining
+        assert eng.ask(similar).text == before.text
+        assert eng.wait_until_idle(600)
+        assert eng.ask(similar).text == before.text
+        assert eng.reader_versions() == [1]
+
+
+def test_the_training_command_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None:
+    out = tmp_path / "reader"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.train_reader", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / ADAPTER_NAME).is_file() and (out / "replay.json").is_file()
+    trained = SpanReader.load(out)
+    assert trained.config.training["command"].endswith("--tiny")
+    assert trained.read("Who?", ["It was Ada."]).best is not None
