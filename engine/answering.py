@@ -577,9 +577,9 @@ def answer_from_hits(
     started = time.perf_counter()
     answer = Answer(question, "", list(hits), [], [], False, uuid.uuid4().hex)
     if not hits or best_similarity(hits) < min_similarity:
-        return _abstain(answer, on_token)
+        return abstain(answer, on_token)
     if uncovered(question, hits) > max_uncovered:
-        return _abstain(answer, on_token)
+        return abstain(answer, on_token)
     if strategy is Strategy.GENERATIVE:
         return _generate(generator, answer, budget, max_new_tokens, on_token, started)
     ranked = rank_sentences(question, hits)[:sentences]
@@ -596,7 +596,7 @@ def answer_from_hits(
         context += hits[i].text[a:b] + " "
     answer.timings["prompt"] = time.perf_counter() - started
     if not spans:
-        return _abstain(answer, on_token)
+        return abstain(answer, on_token)
     keep = typed_candidates(question, [context[a:b] for a, b in spans])
     spans, prior = [spans[n] for n in keep], [prior[n] for n in keep]
     best, pmi = pick_span(generator, question, context, spans, prior)
@@ -613,7 +613,8 @@ def answer_from_hits(
     return answer
 
 
-def _abstain(answer: Answer, on_token: TokenCallback | None) -> Answer:
+def abstain(answer: Answer, on_token: TokenCallback | None) -> Answer:
+    """Make ``answer`` the "documents do not say" answer (its sources stay)."""
     answer.abstained = True
     answer.text = NOT_FOUND
     if on_token is not None:

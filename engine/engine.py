@@ -230,8 +230,7 @@ class Engine:
                 if version == 0 and self._shipped_reader is not None:
                     self._reader = self._shipped_reader
                 else:
-                    device = select_device(self.config.device)
-                    self._reader = SpanReader.load(learning.folder(version), device=device)
+                    self._reader = learning.load(version)
                     if version == 0:
                         self._shipped_reader = self._reader
                 self._reader_version = version

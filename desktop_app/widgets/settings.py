@@ -31,6 +31,11 @@ from PySide6.QtWidgets import (
 REINDEX_FIELDS = ("embedding_model", "max_chunk_tokens", "ignore_patterns")
 # Changing these needs a fresh engine (models load once), not a re-index.
 RESTART_FIELDS = ("generator_model", "device")
+# How answers are read: (label, EngineConfig.answer_strategy).
+STRATEGIES = (
+    ("Trained reader (fast, the default)", "reader"),
+    ("Answer model picks the span (slower)", "extractive"),
+)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_WORD_PIECES = 254  # MiniLM's 256 minus [CLS] and [SEP]
 
@@ -107,6 +112,12 @@ class SettingsDialog(QDialog):
             "Bundled SmolLM2-135M-Instruct", "gguf", config.generator_model, self
         )
         self.generator.setAccessibleName("Answer model")
+        self.strategy = QComboBox(self)
+        self.strategy.setAccessibleName("How answers are read")
+        for label, value in STRATEGIES:
+            self.strategy.addItem(label, value)
+        at = self.strategy.findData(config.answer_strategy)
+        self.strategy.setCurrentIndex(max(0, at))
         self.device = QComboBox(self)
         self.device.setAccessibleName("Device")
         self.device.addItems(list(DEVICES))
@@ -132,6 +143,7 @@ class SettingsDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Embedding model:", self.embedding)
+        form.addRow("Answers:", self.strategy)
         form.addRow("Answer model:", self.generator)
         form.addRow("Device:", self.device)
         form.addRow("Chunk size:", self.chunk)
@@ -155,6 +167,7 @@ class SettingsDialog(QDialog):
             self.embedding.path.textChanged,
             self.generator.choice.currentIndexChanged,
             self.generator.path.textChanged,
+            self.strategy.currentIndexChanged,
             self.device.currentIndexChanged,
             self.chunk.valueChanged,
             self.ignore.textChanged,
@@ -172,6 +185,7 @@ class SettingsDialog(QDialog):
             self.config,
             embedding_model=self.embedding.value(),
             generator_model=self.generator.value(),
+            answer_strategy=str(self.strategy.currentData()),
             device=self.device.currentText(),
             max_chunk_tokens=self.chunk.value(),
             ignore_patterns=patterns,

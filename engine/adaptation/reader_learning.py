@@ -9,6 +9,10 @@ else drifts. Each round starts from the shipped weights, so the result depends
 only on the corrections in effect: forgetting one and retraining removes its
 effect exactly, and with no examples left the shipped reader serves again.
 
+A version is a LoRA (and head) on top of the shipped reader; it records the
+shipped weights' hash, so a version learned on another release's reader is not
+served (the next round retrains on the new one).
+
 Layout under ``root`` (``data_dir/reader``)::
 
     examples.json        format_version, examples by correction id
@@ -18,6 +22,7 @@ Layout under ``root`` (``data_dir/reader``)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine.errors import ModelNotAvailableError
 from engine.reader.model import (
     ADAPTER_NAME,
     CONFIG_NAME,
@@ -97,6 +103,19 @@ class ReaderLearning:
         self.shipped = shipped
         self.device = device
         self._lock = threading.Lock()
+        self._shipped_id: str | None = None
+
+    @property
+    def shipped_id(self) -> str:
+        """sha256 of the shipped reader's weights (which release a version builds on)."""
+        if self._shipped_id is None:
+            try:
+                weights = ReaderConfig.load(self.shipped / CONFIG_NAME).weights
+                digest = hashlib.sha256((self.shipped / weights).read_bytes()).hexdigest()
+            except (OSError, ModelNotAvailableError):
+                digest = "missing"
+            self._shipped_id = digest
+        return self._shipped_id
 
     # -- examples --------------------------------------------------------------------
     def examples(self) -> dict[int, LabelledReading]:
@@ -136,7 +155,7 @@ class ReaderLearning:
         except (OSError, ValueError):
             return 0
         version = int(raw.get("version", 0))
-        return version if version and (self.folder(version) / ADAPTER_NAME).is_file() else 0
+        return version if version in self.versions() else 0
 
     def set_current(self, version: int) -> None:
         """Serve ``version`` (0: the shipped reader) from now on; atomic."""
@@ -148,14 +167,22 @@ class ReaderLearning:
         os.replace(tmp, self.root / CURRENT_FILE)
 
     def folder(self, version: int) -> Path:
-        return self.root / f"v{version:04d}" if version else self.shipped
+        """A learned version's folder (its adapter); version 0 has none."""
+        return self.root / f"v{version:04d}"
 
     def versions(self) -> list[int]:
-        return sorted(
-            int(p.name[1:])
-            for p in self.root.glob("v[0-9]*")
-            if p.name[1:].isdigit() and (p / ADAPTER_NAME).is_file()
-        )
+        """Learned versions on disk that build on the shipped reader in use, oldest first."""
+        found = []
+        for p in self.root.glob("v[0-9]*"):
+            if not p.name[1:].isdigit() or not (p / ADAPTER_NAME).is_file():
+                continue
+            try:
+                config = ReaderConfig.load(p / CONFIG_NAME)
+            except ModelNotAvailableError:
+                continue
+            if config.training.get("shipped") == self.shipped_id:
+                found.append(int(p.name[1:]))
+        return sorted(found)
 
     def learned(self, version: int) -> list[int]:
         """Correction ids a version was trained on (none for the shipped reader)."""
@@ -167,8 +194,10 @@ class ReaderLearning:
             return []
         return [int(i) for i in config.training.get("corrections", [])]
 
-    def serving_path(self) -> Path:
-        return self.folder(self.current())
+    def load(self, version: int) -> SpanReader:
+        """The reader of ``version`` (0: the shipped one), ready to answer."""
+        adapter = self.folder(version) if version else None
+        return SpanReader.load(self.shipped, adapter=adapter, device=self.device)
 
     # -- a round ---------------------------------------------------------------------
     def learn(
@@ -206,6 +235,7 @@ class ReaderLearning:
         losses = train(reader.model, features, ROUND, on_step=on_step, checkpoint=checkpoint)
         version = max(self.versions(), default=0) + 1
         training = {
+            "shipped": self.shipped_id,
             "corrections": sorted(examples),
             "windows": len(features),
             "loss": sum(losses) / max(1, len(losses)),

@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Sequence
 
 from engine.answering import (
-    NOT_FOUND,
     Answer,
     Citation,
     Evidence,
+    abstain,
     best_similarity,
     pick_span,
     split_sentences,
+    uncovered,
 )
 from engine.generation import Generator, TokenCallback
 from engine.reader.model import ReaderGuess, Span, SpanReader
@@ -59,18 +60,18 @@ def read_answer(
     started = time.perf_counter()
     answer = Answer(question, "", list(hits), [], [], False, uuid.uuid4().hex)
     if not hits:
-        return _abstain(answer, on_token)
+        return abstain(answer, on_token)
     guess = reader.read(question, [h.text for h in hits])
     answer.timings["read"] = time.perf_counter() - started
     if guess.best is None:
-        return _abstain(answer, on_token)
-    probability = answer_probability(reader, guess, hits)
+        return abstain(answer, on_token)
+    probability = answer_probability(reader, guess, hits, question)
     answer.certainty = probability
     abstention = reader.config.abstention
     floor = threshold if threshold is not None else abstention.threshold if abstention else 0.0
     if probability < floor:
         answer.evidence = evidence_for(hits, guess.spans[0], mark=False)
-        return _abstain(answer, on_token)
+        return abstain(answer, on_token)
     if generator is not None and rescore_weight > 0:
         guess = rescore(generator, question, hits, guess, weight=rescore_weight)
     best = guess.spans[0]
@@ -127,12 +128,23 @@ def rescore(
     return ReaderGuess(order + guess.spans[top:], guess.null_scores)
 
 
-def answer_probability(reader: SpanReader, guess: ReaderGuess, hits: Sequence[Hit]) -> float:
+def answer_probability(
+    reader: SpanReader, guess: ReaderGuess, hits: Sequence[Hit], question: str = ""
+) -> float:
     """The calibrated P(answerable) of a reading; 1.0 for an uncalibrated reader."""
     abstention = reader.config.abstention
     if abstention is None:
         return 1.0
-    return abstention.probability(guess.features(best_similarity(hits)))
+    return abstention.probability(reading_features(guess, hits, question))
+
+
+def reading_features(guess: ReaderGuess, hits: Sequence[Hit], question: str) -> dict[str, float]:
+    """What the abstention model may use: the reader's scores, the best cosine, and the
+    share of the question's content words no passage mentions (the old rule, kept as
+    a candidate feature: bench/calibrate_reader.py measures whether it earns its place)."""
+    values = guess.features(best_similarity(hits))
+    values["uncovered"] = uncovered(question, hits) if question else 0.0
+    return values
 
 
 def evidence_for(hits: Sequence[Hit], span: Span, *, mark: bool) -> Evidence:
@@ -155,11 +167,3 @@ def evidence_for(hits: Sequence[Hit], span: Span, *, mark: bool) -> Evidence:
     text = hit.text[a:b]
     lo, hi = (span.start - a, span.end - a) if mark else (0, 0)
     return Evidence(span.passage, hit.start + a, hit.start + b, text, lo, hi)
-
-
-def _abstain(answer: Answer, on_token: TokenCallback | None) -> Answer:
-    answer.abstained = True
-    answer.text = NOT_FOUND
-    if on_token is not None:
-        on_token(NOT_FOUND)
-    return answer

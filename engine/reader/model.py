@@ -30,6 +30,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 READER_FORMAT = 1
 CONFIG_NAME = "reader.json"
 ADAPTER_NAME = "adapter_model.safetensors"
+# A fully fine-tuned reader's weights (every layer and the head, float16).
+WEIGHTS_NAME = "reader.safetensors"
 # Training examples replayed when the reader learns from corrections.
 REPLAY_NAME = "replay.json"
 
@@ -69,6 +71,8 @@ class ReaderConfig:
     """``reader.json``: how the reader was built and how to use it."""
 
     format_version: int = READER_FORMAT
+    # The weights file: WEIGHTS_NAME (layers + head) or ADAPTER_NAME (a LoRA + head).
+    weights: str = WEIGHTS_NAME
     # The encoder the LoRA was trained on (the bundled embedding model).
     base_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     # Word pieces per window ([CLS] question [SEP] passage [SEP]); MiniLM reads 512.
@@ -162,6 +166,7 @@ class SpanReader:
         *,
         base: Path | None = None,
         device: str = "cpu",
+        adapter: Path | None = None,
         trainable: bool = False,
     ) -> SpanReader:
         """Load the reader in ``path`` (default: the bundled one) on the bundled encoder.
@@ -170,30 +175,32 @@ class SpanReader:
             path: A folder with ``reader.json`` and peft's adapter files.
             base: The encoder's folder; default the bundled all-MiniLM-L6-v2.
             device: Torch device.
-            trainable: Keep the LoRA separate and trainable (online learning);
-                otherwise it is merged into the encoder for speed.
+            adapter: A learned version's folder (a LoRA on the reader, trained on
+                corrections: engine.adaptation.reader_learning), merged in for speed.
+            trainable: Keep a LoRA (``adapter``'s, or a fresh one) separate and
+                trainable, for a learning round.
 
         Raises:
             ModelNotAvailableError: a file is missing, corrupt, or of another format.
         """
         path = path or bundled_reader_path()
         config = ReaderConfig.load(path / CONFIG_NAME)
-        if not (path / ADAPTER_NAME).is_file():
+        if not (path / config.weights).is_file():
             raise ModelNotAvailableError(
-                f"The reader's weights are missing ({path / ADAPTER_NAME}). Reinstall Kenning "
-                "or retrain them: python -m bench.train_reader"
+                f"The reader's weights are missing ({path / config.weights}). Reinstall "
+                "Kenning or retrain them: python -m bench.train_reader"
             )
         from engine.embedding import bundled_embedding_model_path
 
         base = base or bundled_embedding_model_path()
         try:
-            model, tokenizer = _load_weights(path, base, device, trainable)
+            model, tokenizer = _load_weights(path, config, base, device, adapter, trainable)
         except ModelNotAvailableError:
             raise
         except Exception as exc:  # safetensors/peft raise many kinds for a bad file
             raise ModelNotAvailableError(
-                f"The reader in {path} cannot be loaded ({type(exc).__name__}: {exc}). "
-                "Reinstall Kenning or retrain it: python -m bench.train_reader"
+                f"The reader in {adapter or path} cannot be loaded ({type(exc).__name__}: "
+                f"{exc}). Reinstall Kenning or retrain it: python -m bench.train_reader"
             ) from exc
         return cls(model, tokenizer, config, path)
 
@@ -284,15 +291,55 @@ def _window_spans(
     return spans
 
 
-def _load_weights(path: Path, base: Path, device: str, trainable: bool) -> tuple[Any, Any]:
-    from peft import PeftModel
+def _load_weights(
+    path: Path,
+    config: ReaderConfig,
+    base: Path,
+    device: str,
+    adapter: Path | None,
+    trainable: bool,
+) -> tuple[Any, Any]:
+    """The encoder with the reader's weights, then (optionally) a learned LoRA on top."""
     from transformers import AutoTokenizer
 
     from engine.reader.training import new_encoder
 
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    model = PeftModel.from_pretrained(new_encoder(base), str(path), is_trainable=trainable)
+    model = new_encoder(base)
+    if config.weights == ADAPTER_NAME:
+        model = _with_adapter(model, path, merge=True)
+    else:
+        _load_state(model, path / config.weights)
+    if adapter is not None:
+        model = _with_adapter(model, adapter, merge=not trainable, trainable=trainable)
+    elif trainable:
+        from engine.reader.training import lora_model
+
+        model = lora_model(model)
     if not trainable:
-        model = model.merge_and_unload()
         model.eval()
     return model.to(device), tokenizer
+
+
+def _load_state(model: Any, file: Path) -> None:
+    """Load a safetensors state into ``model``; every key must fit, only embeddings may lack."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = {k: v.to(torch.float32) for k, v in load_file(str(file)).items()}
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("bert.embeddings.")]
+    if result.unexpected_keys or missing or "qa_outputs.weight" not in state:
+        raise ModelNotAvailableError(
+            f"The reader's weights {file} do not fit the bundled encoder "
+            f"(unexpected {result.unexpected_keys[:3]}, missing {missing[:3]})."
+        )
+
+
+def _with_adapter(model: Any, folder: Path, *, merge: bool, trainable: bool = False) -> Any:
+    from peft import PeftModel
+
+    if not (folder / ADAPTER_NAME).is_file():
+        raise ModelNotAvailableError(f"The reader's adapter {folder / ADAPTER_NAME} is missing.")
+    peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=trainable)
+    return peft_model.merge_and_unload() if merge else peft_model

@@ -57,6 +57,9 @@ def test_ask_open_source_correct_and_forget(
     assert QUESTION in transcript and answer.text in transcript
     cited = answer.cited[0]
     assert f"[{cited + 1}]" in transcript
+    # The reader's sentence is quoted under the answer, with how sure it is.
+    assert answer.evidence is not None and answer.evidence.text in NOTES["dentist.md"]
+    assert "From the source" in transcript and answer.evidence.text in transcript
     assert window.question_box.history == [QUESTION]
 
     # Sources: the cited card comes first with its span marked.

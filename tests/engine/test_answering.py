@@ -82,7 +82,7 @@ def engine(
         (notes / name).parent.mkdir(parents=True, exist_ok=True)
         (notes / name).write_text(text, encoding="utf-8")
     data = tmp_path_factory.mktemp("data")
-    config = EngineConfig(max_new_tokens=8)
+    config = EngineConfig(max_new_tokens=8, answer_strategy="extractive")
     with Engine(data, config, embedder=embedder, generator=generator) as eng:
         eng.add_folder(notes)
         assert eng.wait_until_idle(120)

@@ -1,0 +1,109 @@
+"""Does the reader get better with corrections? ``python -m bench.bench_reader_learning``.
+
+The test split's library (``bench/squad.py``) with the real engine. Its
+answerable paragraphs are split, seeded, into two halves. In the first, a person
+corrects two questions of each paragraph (the gold answer, which the paragraph
+holds); the other questions of those paragraphs are "the same kind": about the
+same documents, never corrected. The second half is "elsewhere". F1 is measured
+on both before the corrections and after the reader's learning round, with the
+correction memory on (the default; it answers the corrected questions
+themselves, which are reported apart) and with it off (the reader alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.common import Question, machine, token_f1
+from bench.squad import write_library
+from engine import Engine, EngineConfig
+from engine.embedding import Embedder
+from engine.reader import SpanReader
+
+CORRECTED_PER_PARAGRAPH = 2
+
+
+def f1(eng: Engine, questions: list[Question]) -> float:
+    total = 0.0
+    for q in questions:
+        ans = eng.ask(q.question)
+        total += 0.0 if ans.abstained else token_f1(ans.text, q.answers[0])
+    return total / max(1, len(questions))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paragraphs", type=int, default=30, help="corrected paragraphs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    root = Path(tempfile.mkdtemp(prefix="kenning-bench-learning-"))
+    answerable, _ = write_library(root / "notes", "test")
+    by_paragraph: dict[str, list[Question]] = {}
+    for q in answerable:
+        by_paragraph.setdefault(q.article, []).append(q)
+    names = sorted(by_paragraph)
+    random.Random(args.seed).shuffle(names)
+    half = min(args.paragraphs, len(names) // 2)
+    corrected = [q for n in names[:half] for q in by_paragraph[n][:CORRECTED_PER_PARAGRAPH]]
+    same_kind = [q for n in names[:half] for q in by_paragraph[n][CORRECTED_PER_PARAGRAPH:]]
+    elsewhere = [q for n in names[half : 2 * half] for q in by_paragraph[n]]
+
+    embedder = Embedder(None, threads=2)
+    reader = SpanReader.load()
+    base = EngineConfig(
+        torch_threads=2, adapter_auto_after=0, adapter_idle_seconds=0, use_generator_recall=False
+    )
+    rows: dict[str, tuple[float, float]] = {}
+    with Engine(root / "data", base, embedder=embedder, reader=reader) as eng:
+        eng.add_folder(root / "notes")
+        assert eng.wait_until_idle(3600)
+        before = {
+            "corrected questions": f1(eng, corrected),
+            "same documents, not corrected": f1(eng, same_kind),
+            "elsewhere": f1(eng, elsewhere),
+        }
+        t = time.perf_counter()
+        for q in corrected:
+            eng.record_correction(q.question, q.answers[0])
+        recorded = time.perf_counter() - t
+        assert eng.wait_until_idle(3600)
+        learned = time.perf_counter() - t
+        version = eng.reader_version
+        after = {
+            "corrected questions": f1(eng, corrected),
+            "same documents, not corrected": f1(eng, same_kind),
+            "elsewhere": f1(eng, elsewhere),
+        }
+    alone = replace(base, use_correction_memory=False)
+    with Engine(root / "data", alone, embedder=embedder) as eng:
+        assert eng.wait_until_idle(3600)
+        assert eng.reader_version == version
+        after_alone = {
+            "corrected questions": f1(eng, corrected),
+            "same documents, not corrected": f1(eng, same_kind),
+            "elsewhere": f1(eng, elsewhere),
+        }
+    for key in before:
+        rows[key] = (before[key], after[key])
+    print(f"Machine: {machine()}; 2 torch threads.")
+    print(
+        f"{half} corrected paragraphs ({len(corrected)} corrections, "
+        f"{len(same_kind)} other questions about them), {len(elsewhere)} questions elsewhere; "
+        f"corrections recorded in {recorded:.1f} s, reader learned (version {version}) "
+        f"{learned:.0f} s after the first.\n"
+    )
+    print("| questions | F1 before | F1 after (memory on) | F1 after (reader alone) |")
+    print("| --- | --- | --- | --- |")
+    for key, (b, a) in rows.items():
+        print(f"| {key} | {b:.3f} | {a:.3f} | {after_alone[key]:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
