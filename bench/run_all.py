@@ -23,6 +23,8 @@ BENCHES = {
     "indexing": ("Indexing throughput and incremental edits", "bench.bench_indexing"),
     "search": ("Search latency", "bench.bench_search"),
     "freshness": ("Live sync freshness and start-up reconciliation", "bench.bench_freshness"),
+    "reader": ("Answers on third-party questions (the span reader)", "bench.bench_reader"),
+    "reader_learning": ("The reader learning from corrections", "bench.bench_reader_learning"),
     "answers": ("Answers", "bench.bench_answers"),
     "adapter": ("Generator adaptation (LoRA)", "bench.bench_adapter"),
     "corrections": ("Learning from corrections: memory and feedback", "bench.bench_corrections"),

@@ -14,7 +14,7 @@ import pytest
 from engine import Engine, EngineConfig, ModelNotAvailableError
 from engine.embedding import Embedder
 from engine.reader import SpanReader, bundled_reader_path
-from engine.reader.model import ADAPTER_NAME, CONFIG_NAME
+from engine.reader.model import CONFIG_NAME, WEIGHTS_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,9 @@ def test_the_shipped_reader_is_versioned_safetensors_and_small() -> None:
     config = json.loads((folder / CONFIG_NAME).read_text())
     assert config["format_version"] == 1
     assert config["abstention"] is not None, "the shipped reader carries its calibration"
-    assert (folder / ADAPTER_NAME).stat().st_size < 8 * 1024 * 1024
+    assert config["weights"] == WEIGHTS_NAME
+    # Every layer and the head in float16, without the embeddings (those are MiniLM's).
+    assert (folder / WEIGHTS_NAME).stat().st_size < 24 * 1024 * 1024
     assert not list(folder.glob("*.bin")), "weights are safetensors only, never pickles"
 
 
@@ -102,10 +104,10 @@ def test_off_library_question_abstains_and_quotes_the_closest_sentence(engine: E
 def test_missing_or_corrupt_reader_files_give_a_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "reader"
     shutil.copytree(bundled_reader_path(), broken)
-    (broken / ADAPTER_NAME).write_bytes(b"\x00not a safetensors file" * 10)
+    (broken / WEIGHTS_NAME).write_bytes(b"\x00not a safetensors file" * 10)
     with pytest.raises(ModelNotAvailableError, match="cannot be loaded"):
         SpanReader.load(broken)
-    (broken / ADAPTER_NAME).unlink()
+    (broken / WEIGHTS_NAME).unlink()
     with pytest.raises(ModelNotAvailableError, match="weights are missing"):
         SpanReader.load(broken)
     (broken / CONFIG_NAME).write_text("{ not json")
@@ -181,7 +183,7 @@ def test_the_training_command_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) ->
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (out / ADAPTER_NAME).is_file() and (out / "replay.json").is_file()
+    assert (out / WEIGHTS_NAME).is_file() and (out / "replay.json").is_file()
     trained = SpanReader.load(out)
     assert trained.config.training["command"].endswith("--tiny")
     assert trained.read("Who?", ["It was Ada."]).best is not None
