@@ -57,6 +57,25 @@ def load_paragraphs(path: Path = DATA) -> list[Paragraph]:
     return out
 
 
+EXTRA = Path(__file__).resolve().parent / "data" / "extra_qa" / "train.jsonl"
+
+
+def load_extra(path: Path = EXTRA) -> list[Paragraph]:
+    """More SQuAD v1.1 *train* questions (``bench/data/extra_qa``, its README says whence),
+    grouped by paragraph: training data only, never split into calibration or test."""
+    if not path.is_file():
+        return []
+    grouped: dict[str, list[tuple[str, str, str, int]]] = {}
+    titles: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        grouped.setdefault(row["context"], []).append(
+            (row["id"], row["question"], row["answer"], int(row["answer_start"]))
+        )
+        titles.setdefault(row["context"], row["title"])
+    return [Paragraph(f"extra:{titles[c]}", c, tuple(q)) for c, q in grouped.items()]
+
+
 def split(paragraphs: list[Paragraph]) -> dict[str, list[Paragraph]]:
     """Seeded split by paragraph: no paragraph's questions fall on both sides."""
     order = sorted(paragraphs, key=lambda p: p.id)

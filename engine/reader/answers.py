@@ -11,6 +11,7 @@ is not used here: on questions the project did not write it carried no signal.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -147,8 +148,24 @@ def reading_features(guess: ReaderGuess, hits: Sequence[Hit], question: str) -> 
     return values
 
 
+_WRAPPED = re.compile(r"(?<=\S)\n(?=[^\s#>*+|-])")
+
+
+def unwrap_lines(text: str) -> str:
+    r"""``text`` with the line breaks of hard-wrapped paragraphs turned into spaces.
+
+    Notes are often wrapped at 80 columns; a quoted sentence must not stop at a
+    wrap. Blank lines, headings, lists, quotes and tables still break. Same length
+    as ``text``, so offsets carry over.
+
+    >>> unwrap_lines("Kenning reads text\nand PDFs.\n\n# Next\n- item")
+    'Kenning reads text and PDFs.\n\n# Next\n- item'
+    """
+    return _WRAPPED.sub(" ", text)
+
+
 def evidence_for(hits: Sequence[Hit], span: Span, *, mark: bool) -> Evidence:
-    """The sentence of ``hits[span.passage]`` that holds the span (the span marked).
+    r"""The sentence of ``hits[span.passage]`` that holds the span (the span marked).
 
     A span across a sentence break quotes every sentence it touches.
 
@@ -157,9 +174,12 @@ def evidence_for(hits: Sequence[Hit], span: Span, *, mark: bool) -> Evidence:
     >>> ev = evidence_for([hit], Span(0, 18, 30, "Ada Lovelace", 3.0), mark=True)
     >>> ev.text, ev.text[ev.answer_start : ev.answer_end], ev.start
     ('It was Ada Lovelace.', 'Ada Lovelace', 111)
+    >>> hit = Hit(Path("a.md"), 0, 40, "Kenning reads text\nand PDFs. Not this.", 1.0, 1)
+    >>> evidence_for([hit], Span(0, 24, 28, "PDFs", 3.0), mark=True).text
+    'Kenning reads text\nand PDFs.'
     """
     hit = hits[span.passage]
-    sentences = split_sentences(hit.text) or [(0, len(hit.text))]
+    sentences = split_sentences(unwrap_lines(hit.text)) or [(0, len(hit.text))]
     touched = [(a, b) for a, b in sentences if a < span.end and b > span.start]
     a = min((s[0] for s in touched), default=span.start)
     b = max((s[1] for s in touched), default=span.end)
