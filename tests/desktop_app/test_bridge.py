@@ -63,12 +63,29 @@ def test_a_broken_answer_model_is_reported_once_loading_starts(
 
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a model")
-    config = EngineConfig(generator_model=str(broken))
+    # The generator answers (and loads at start) in the extractive pipeline.
+    config = EngineConfig(generator_model=str(broken), answer_strategy="extractive")
     bridge = EngineBridge(tmp_path / "data", config, embedder=embedder, poll_status=False)
     try:
         with qtbot.waitSignal(bridge.sig_error, timeout=60_000) as failed:
             bridge.start()
         assert failed.args[0] == "Could not load the models"
         assert "not a GGUF file" in failed.args[1] and "Traceback" not in failed.args[1]
+    finally:
+        bridge.shutdown()
+
+
+def test_a_missing_reader_is_reported_once_loading_starts(
+    qtbot: Any, tmp_path: Path, embedder: Any
+) -> None:
+    from engine import EngineConfig
+
+    config = EngineConfig(reader_model=str(tmp_path / "no-reader"))
+    bridge = EngineBridge(tmp_path / "data", config, embedder=embedder, poll_status=False)
+    try:
+        with qtbot.waitSignal(bridge.sig_error, timeout=60_000) as failed:
+            bridge.start()
+        assert failed.args[0] == "Could not load the models"
+        assert "reader" in failed.args[1] and "Traceback" not in failed.args[1]
     finally:
         bridge.shutdown()
