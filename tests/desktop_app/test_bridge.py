@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from desktop_app.bridge import EngineBridge
 from desktop_app.main_window import MainWindow
 
@@ -56,36 +58,28 @@ def test_models_load_in_the_background_right_after_start(
         bridge.shutdown()
 
 
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        # The generator answers (and loads at start) in the extractive pipeline.
+        ({"generator_model": "broken.gguf", "answer_strategy": "extractive"}, "not a GGUF file"),
+        ({"reader_model": "no-reader"}, "reader"),  # the default: the span reader
+    ],
+)
 def test_a_broken_answer_model_is_reported_once_loading_starts(
-    qtbot: Any, tmp_path: Path, embedder: Any
+    qtbot: Any, tmp_path: Path, embedder: Any, settings: dict[str, str], said: str
 ) -> None:
     from engine import EngineConfig
 
-    broken = tmp_path / "broken.gguf"
-    broken.write_bytes(b"not a model")
-    # The generator answers (and loads at start) in the extractive pipeline.
-    config = EngineConfig(generator_model=str(broken), answer_strategy="extractive")
+    (tmp_path / "broken.gguf").write_bytes(b"not a model")
+    config = EngineConfig(
+        **{k: str(tmp_path / v) if k.endswith("_model") else v for k, v in settings.items()}
+    )
     bridge = EngineBridge(tmp_path / "data", config, embedder=embedder, poll_status=False)
     try:
         with qtbot.waitSignal(bridge.sig_error, timeout=60_000) as failed:
             bridge.start()
         assert failed.args[0] == "Could not load the models"
-        assert "not a GGUF file" in failed.args[1] and "Traceback" not in failed.args[1]
-    finally:
-        bridge.shutdown()
-
-
-def test_a_missing_reader_is_reported_once_loading_starts(
-    qtbot: Any, tmp_path: Path, embedder: Any
-) -> None:
-    from engine import EngineConfig
-
-    config = EngineConfig(reader_model=str(tmp_path / "no-reader"))
-    bridge = EngineBridge(tmp_path / "data", config, embedder=embedder, poll_status=False)
-    try:
-        with qtbot.waitSignal(bridge.sig_error, timeout=60_000) as failed:
-            bridge.start()
-        assert failed.args[0] == "Could not load the models"
-        assert "reader" in failed.args[1] and "Traceback" not in failed.args[1]
+        assert said in failed.args[1] and "Traceback" not in failed.args[1]
     finally:
         bridge.shutdown()
