@@ -155,7 +155,7 @@ class ReaderLearning:
         except (OSError, ValueError):
             return 0
         version = int(raw.get("version", 0))
-        return version if version in self.versions() else 0
+        return version if version and self._builds_on_shipped(self.folder(version)) else 0
 
     def set_current(self, version: int) -> None:
         """Serve ``version`` (0: the shipped reader) from now on; atomic."""
@@ -172,17 +172,22 @@ class ReaderLearning:
 
     def versions(self) -> list[int]:
         """Learned versions on disk that build on the shipped reader in use, oldest first."""
-        found = []
-        for p in self.root.glob("v[0-9]*"):
-            if not p.name[1:].isdigit() or not (p / ADAPTER_NAME).is_file():
-                continue
-            try:
-                config = ReaderConfig.load(p / CONFIG_NAME)
-            except ModelNotAvailableError:
-                continue
-            if config.training.get("shipped") == self.shipped_id:
-                found.append(int(p.name[1:]))
-        return sorted(found)
+        return sorted(
+            int(p.name[1:])
+            for p in self.root.glob("v[0-9]*")
+            if p.name[1:].isdigit() and self._builds_on_shipped(p)
+        )
+
+    def _builds_on_shipped(self, folder: Path) -> bool:
+        """Whether ``folder`` holds a whole version learned on the shipped reader in use
+        (read on every answer: one folder, not all of them)."""
+        if not (folder / ADAPTER_NAME).is_file():
+            return False
+        try:
+            config = ReaderConfig.load(folder / CONFIG_NAME)
+        except ModelNotAvailableError:
+            return False
+        return config.training.get("shipped") == self.shipped_id
 
     def learned(self, version: int) -> list[int]:
         """Correction ids a version was trained on (none for the shipped reader)."""
