@@ -224,7 +224,7 @@ class Engine:
             ModelNotAvailableError: its files are missing, corrupt or of another format.
         """
         learning = self._reader_learning
-        version = learning.current() if self.config.reader_learning else 0
+        version = self.reader_version
         with self._reader_lock:
             if self._reader is None or version != self._reader_version:
                 if version == 0 and self._shipped_reader is not None:
@@ -425,7 +425,7 @@ class Engine:
             self._cache_vectors([correction], memory.add([correction]))
         self._rate_from_correction(correction)
         if older:
-            self._reader_learning.drop(set(older))
+            self._reader_learning.retire(set(older))
         self._teach_reader(correction)
         self._corrections_changed()
         return correction

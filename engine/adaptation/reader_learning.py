@@ -134,14 +134,22 @@ class ReaderLearning:
             self._write_examples(found)
 
     def drop(self, correction_ids: set[int]) -> None:
-        """Forget examples; the serving reader falls back at once if it learned one."""
+        """Forget examples for good (forgotten corrections); see :meth:`retire`."""
         with self._lock:
             found = self.examples()
             if correction_ids & set(found):
                 self._write_examples({k: v for k, v in found.items() if k not in correction_ids})
-            version = self.current()
-            if version and correction_ids & set(self.learned(version)):
-                self.set_current(0)
+            self.retire(correction_ids)
+
+    def retire(self, correction_ids: set[int]) -> None:
+        """The serving reader falls back at once if it learned one of these corrections.
+
+        Their examples stay: a superseded correction comes back into effect when the
+        newer one is forgotten, and the next round learns it again.
+        """
+        version = self.current()
+        if version and correction_ids & set(self.learned(version)):
+            self.set_current(0)
 
     def pending(self, active: set[int]) -> bool:
         """Whether the serving reader learned other corrections than those in effect."""
@@ -222,7 +230,7 @@ class ReaderLearning:
         if not examples:
             self.set_current(0)
             return 0
-        if sorted(examples) == sorted(self.learned(self.current())):
+        if not self.pending(active):
             return self.current()
         started = time.perf_counter()
         reader = SpanReader.load(self.shipped, device=self.device, trainable=True)

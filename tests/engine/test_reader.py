@@ -187,3 +187,20 @@ def test_the_training_command_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) ->
     trained = SpanReader.load(out)
     assert trained.config.training["command"].endswith("--tiny")
     assert trained.read("Who?", ["It was Ada."]).best is not None
+
+
+def test_a_superseded_correction_keeps_its_example_and_a_forgotten_one_loses_it(
+    tmp_path: Path,
+) -> None:
+    from engine.adaptation.reader_learning import ReaderLearning, find_example
+
+    learning = ReaderLearning(tmp_path / "reader", bundled_reader_path())
+    example = find_example(1, "Who teaches?", "Henrik Dahl", [NOTES["club.md"]])
+    assert example is not None
+    learning.add(example)
+    learning.retire({1})  # superseded: it may come back into effect, so it stays
+    assert set(learning.examples()) == {1}
+    assert learning.pending({1}) and not learning.pending(set())
+    learning.drop({1})  # forgotten for good
+    assert learning.examples() == {}
+    assert learning.current() == 0
