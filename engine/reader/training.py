@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,9 +258,3 @@ def new_encoder(base: Path) -> Any:
         return AutoModelForQuestionAnswering.from_pretrained(str(base))
     finally:
         hf_logging.set_verbosity(verbosity)
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``fn()`` and the seconds it took."""
-    t = time.perf_counter()
-    return fn(), time.perf_counter() - t
