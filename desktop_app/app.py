@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from desktop_app import platform_check
 from desktop_app.bridge import EngineBridge, default_data_dir, load_settings
 from desktop_app.main_window import MainWindow
 
@@ -59,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     existing = QApplication.instance()
+    if existing is None:
+        problem = platform_check.check(args)
+        if problem is not None:
+            print(problem.report(), file=sys.stderr)
+            return platform_check.EXIT_NO_DISPLAY
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *args])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)

@@ -2,7 +2,8 @@
 
 With no arguments it opens the desktop window. Exit codes: 0 success, 1 an
 engine error (message on stderr) or an answer that abstained, 2 bad usage, 3 a
-path that is not a folder, 4 a model that cannot be loaded, 130 interrupted.
+path that is not a folder, 4 a model that cannot be loaded, 5 no window can open
+(``desktop_app/platform_check.py`` says why), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -10,7 +10,13 @@ import multiprocessing
 import sys
 
 if __name__ == "__main__":
+    from desktop_app.platform_check import PROBE_FLAG, probe_main
     from engine.generation import DEQUANTIZE_FLAG, dequantize_main
+
+    if sys.argv[1:2] == [PROBE_FLAG]:
+        # The window's child process that checks Qt can start (desktop_app/platform_check.py).
+        probe_main()
+        sys.exit(0)
 
     if sys.argv[1:2] == [DEQUANTIZE_FLAG]:
         # The engine's child process that dequantizes a GGUF model (engine/generation.py).

@@ -1,0 +1,199 @@
+"""Can Qt open a window here? Asked before any Qt object exists.
+
+Qt's xcb platform plugin aborts the whole process (SIGABRT, exit 134) with a
+message about "xcb-cursor" when a system library it needs is missing, and the
+same happens when there is no display at all. A person who ran ``make run`` on
+a fresh desktop deserves one sentence instead: what is missing, the command that
+installs it on their distribution, and what still works without a window.
+
+The check is in two steps. A quick one (no Qt): is there a display, and do the
+X11 libraries the xcb plugin loads open with ``ctypes``. Then a probe: a child
+process creates a ``QGuiApplication`` on the same platform, so whatever else
+would abort (a broken GL driver, an unreachable display) aborts there, not here.
+This module must not import Qt: importing it is what it guards.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# The exit code of ``kenning`` when no window can be opened (see engine/cli.py).
+EXIT_NO_DISPLAY = 5
+
+# Libraries Qt's xcb plugin needs beyond libxcb itself (Qt 6.5+ dlopens
+# xcb-cursor, so ``ldd`` on the plugin does not list it), with the package that
+# holds each on the families of distributions people run.
+XCB_LIBRARIES: dict[str, dict[str, str]] = {
+    "libxcb-cursor.so.0": {"apt": "libxcb-cursor0", "dnf": "xcb-util-cursor", "pacman": "xcb-util-cursor", "zypper": "libxcb-cursor0"},
+    "libxcb-icccm.so.4": {"apt": "libxcb-icccm4", "dnf": "xcb-util-wm", "pacman": "xcb-util-wm", "zypper": "libxcb-icccm4"},
+    "libxcb-image.so.0": {"apt": "libxcb-image0", "dnf": "xcb-util-image", "pacman": "xcb-util-image", "zypper": "libxcb-image0"},
+    "libxcb-keysyms.so.1": {"apt": "libxcb-keysyms1", "dnf": "xcb-util-keysyms", "pacman": "xcb-util-keysyms", "zypper": "libxcb-keysyms1"},
+    "libxcb-render-util.so.0": {"apt": "libxcb-render-util0", "dnf": "xcb-util-renderutil", "pacman": "xcb-util-renderutil", "zypper": "libxcb-render-util0"},
+    "libxcb-shape.so.0": {"apt": "libxcb-shape0", "dnf": "libxcb", "pacman": "libxcb", "zypper": "libxcb-shape0"},
+    "libxkbcommon-x11.so.0": {"apt": "libxkbcommon-x11-0", "dnf": "libxkbcommon-x11", "pacman": "libxkbcommon-x11", "zypper": "libxkbcommon-x11-0"},
+}  # fmt: skip
+INSTALL = {
+    "apt": "sudo apt-get install -y",
+    "dnf": "sudo dnf install -y",
+    "pacman": "sudo pacman -S --needed",
+    "zypper": "sudo zypper install -y",
+}
+# Platforms that draw nowhere a person sees and need nothing from the system.
+HEADLESS = {"offscreen", "minimal", "vnc"}
+PROBE_TIMEOUT = 20.0
+# The frozen build runs the probe as ``kenning PROBE_FLAG`` (packaging/entry.py).
+PROBE_FLAG = "--kenning-probe-platform"
+WITHOUT_WINDOW = (
+    "Without a window, the terminal still works: `kenning index FOLDER`, "
+    '`kenning search "words"`, `kenning ask "question"`.'
+)
+
+
+@dataclass(frozen=True)
+class PlatformProblem:
+    """Why no window can open, as the person should read it."""
+
+    message: str
+    missing: tuple[str, ...] = ()  # library sonames, when that is the cause
+    install: str | None = None  # the command that installs them here
+
+    def report(self) -> str:
+        lines = [f"kenning: {self.message}"]
+        if self.install:
+            lines.append(f"Install them with:\n    {self.install}")
+        lines.append(WITHOUT_WINDOW)
+        return "\n".join(lines)
+
+
+def platform_name(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> str:
+    """The platform plugin Qt will try first: ``-platform`` wins over ``QT_QPA_PLATFORM``."""
+    for n, arg in enumerate(argv):
+        if arg in ("-platform", "--platform") and n + 1 < len(argv):
+            return argv[n + 1].split(":")[0].split(";")[0]
+        if arg.startswith("-platform="):
+            return arg.split("=", 1)[1].split(":")[0]
+    chosen = environ.get("QT_QPA_PLATFORM", "")
+    if chosen:
+        return chosen.split(";")[0].split(":")[0]
+    if sys.platform.startswith("linux"):
+        if environ.get("XDG_SESSION_TYPE") == "wayland" and environ.get("WAYLAND_DISPLAY"):
+            return "wayland"
+        return "xcb"
+    return "native"
+
+
+def package_manager(os_release: Path = Path("/etc/os-release")) -> str:
+    """``apt``, ``dnf``, ``pacman`` or ``zypper``, from the distribution's ID (apt if unknown)."""
+    try:
+        text = os_release.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    ids: list[str] = []
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key in ("ID", "ID_LIKE"):
+            ids += value.strip().strip('"').lower().split()
+    for family, names in {
+        "dnf": ("fedora", "rhel", "centos", "rocky", "almalinux"),
+        "pacman": ("arch", "manjaro", "endeavouros"),
+        "zypper": ("suse", "opensuse", "opensuse-leap", "opensuse-tumbleweed", "sles"),
+        "apt": ("debian", "ubuntu", "linuxmint", "pop"),
+    }.items():
+        if any(i in names for i in ids):
+            return family
+    return "apt"
+
+
+def missing_libraries(names: list[str] | None = None) -> list[str]:
+    """The sonames among ``names`` (default: the xcb plugin's) that the loader cannot open."""
+    missing = []
+    for soname in names if names is not None else list(XCB_LIBRARIES):
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing.append(soname)
+    return missing
+
+
+def quick_check(platform: str, environ: dict[str, str] | os._Environ[str]) -> PlatformProblem | None:
+    """What is known to be missing without starting Qt, or None."""
+    if platform != "xcb":
+        return None
+    if not environ.get("DISPLAY"):
+        return PlatformProblem(
+            "there is no display to open the window on (DISPLAY is not set): "
+            "start Kenning from a desktop session, or over ssh with -X."
+        )
+    missing = missing_libraries()
+    if not missing:
+        return None
+    manager = package_manager()
+    packages = sorted({XCB_LIBRARIES[s][manager] for s in missing})
+    return PlatformProblem(
+        f"the window cannot open because Qt's X11 plugin needs system libraries "
+        f"that are not installed ({', '.join(missing)}).",
+        missing=tuple(missing),
+        install=f"{INSTALL[manager]} {' '.join(packages)}",
+    )
+
+
+def probe(argv: list[str], timeout: float = PROBE_TIMEOUT) -> PlatformProblem | None:
+    """Create a QGuiApplication in a child process with the same platform arguments."""
+    platform_args = []
+    for n, arg in enumerate(argv):
+        if arg in ("-platform", "--platform") and n + 1 < len(argv):
+            platform_args = [arg, argv[n + 1]]
+    if getattr(sys, "frozen", False):
+        command = [sys.executable, PROBE_FLAG]
+    else:
+        command = [sys.executable, "-c", "import desktop_app.platform_check as p; p.probe_main()"]
+    try:
+        done = subprocess.run(
+            [*command, *platform_args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return PlatformProblem(
+            f"the window system did not answer within {timeout:.0f} s (is the display reachable?)."
+        )
+    except OSError:
+        return None  # cannot start a child (frozen oddities): let Qt itself decide
+    if done.returncode == 0:
+        return None
+    said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    # Qt's first complaint names the cause; its last line lists the plugins it has.
+    causes = [line for line in said if "could not" in line.lower() or "cannot" in line.lower()]
+    detail = (causes or said or [f"exit code {done.returncode}"])[0]
+    return PlatformProblem(f"Qt cannot open a window here: {detail}")
+
+
+def probe_main() -> None:
+    """The child's side of :func:`probe`: Qt aborts here if it cannot start."""
+    from PySide6.QtGui import QGuiApplication
+
+    QGuiApplication([sys.argv[0], *[a for a in sys.argv[1:] if a != PROBE_FLAG]])
+
+
+def check(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.environ) -> PlatformProblem | None:
+    """None when a window can open; otherwise why not.
+
+    ``KENNING_SKIP_PLATFORM_CHECK=1`` skips it (for a platform the check misjudges).
+    """
+    if environ.get("KENNING_SKIP_PLATFORM_CHECK") == "1":
+        return None
+    platform = platform_name(argv, environ)
+    if platform in HEADLESS or platform == "native":
+        return None
+    problem = quick_check(platform, environ)
+    if problem is not None:
+        return problem
+    return probe(argv)
