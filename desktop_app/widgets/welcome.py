@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 SAMPLE_NOTES = Path(__file__).resolve().parents[2] / "resources" / "sample_notes"
 
@@ -30,6 +30,10 @@ class WelcomePage(QWidget):
         text.setWordWrap(True)
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         text.setFixedWidth(520)
+        # A word-wrapped label inside an aligned layout item is given its unwrapped
+        # height on a tall window, which cut the last line off: it may not shrink.
+        text.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Minimum)
+        text.setMinimumHeight(text.heightForWidth(520))
         self.add_button = QPushButton("Add a folder…", self)
         self.add_button.setAccessibleName("Add a folder")
         self.add_button.setDefault(True)

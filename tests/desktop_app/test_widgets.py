@@ -257,3 +257,20 @@ def test_dark_theme_palette_and_high_dpi_icon(qtbot: Any) -> None:
     assert window.lightness() < 80 < 200 < text.lightness()  # light text on a dark window
     sizes = {size.width() for size in app_icon().availableSizes()}
     assert {16, 32, 256} <= sizes  # a sharp icon at 1x and at high DPI
+
+
+def test_welcome_text_is_never_cut_off(qtbot: Any) -> None:
+    """On a tall window the wrapped label got its one-line height and lost its last line."""
+    from PySide6.QtWidgets import QLabel
+
+    from desktop_app.widgets.welcome import WelcomePage
+
+    page = WelcomePage()
+    qtbot.addWidget(page)
+    label = page.findChild(QLabel)
+    assert label is not None and "drop a folder onto this window" in label.text()
+    for size in [(900, 600), (1400, 1000), (640, 420)]:
+        page.resize(*size)
+        page.show()
+        qtbot.wait(10)
+        assert label.height() >= label.heightForWidth(label.width()), size
