@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import (
+    QMessageLogContext,
+    QSettings,
+    Qt,
+    QTimer,
+    QtMsgType,
+    qInstallMessageHandler,
+)
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -18,6 +28,11 @@ from desktop_app.bridge import EngineBridge, default_data_dir, load_settings
 from desktop_app.main_window import MainWindow
 
 APP_NAME = "Kenning"
+# From a quit request (window closed, signal, display lost) to the process's end at
+# the latest; closing the engine gets the first SHUTDOWN_SECONDS of it.
+EXIT_SECONDS = 5.0
+SHUTDOWN_SECONDS = 3.0
+log = logging.getLogger(__name__)
 ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
 
 
@@ -90,11 +105,92 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()  # the engine starts behind the visible window
     if options.quit_after is not None:
         _quit_when_ready(bridge, window, options.quit_after)
-    _close_on_signals(window)
+    exit_guard = ExitGuard(bridge, window)
+    exit_guard.install()
+    code = 1
     try:
-        return app.exec()
+        code = app.exec()
     finally:
-        bridge.shutdown()
+        exit_guard.finish(code)
+    return code
+
+
+class ExitGuard:
+    """Kenning ends within :data:`EXIT_SECONDS` of being asked to, with its stores closed.
+
+    Asked means: the window closed, SIGTERM, SIGINT or SIGHUP (a session logout),
+    or the display connection lost. Two things kept the process alive before: the
+    lanes were joined without a limit while the answer lane was still loading a
+    model (7 s after SIGTERM), and a lost X11 connection made Qt call ``exit(1)``
+    from inside its event loop, past every ``finally`` (the stores were never
+    closed, and a process seen stuck there ignored SIGTERM). So the engine is
+    closed first and the rest is not waited for; the display loss is caught in
+    Qt's message handler, where Qt reports it just before exiting; and a timer
+    thread ends the process if the GUI thread itself is stuck.
+    """
+
+    # Qt's words, just before it calls exit(1) (qxcbconnection.cpp, qwaylanddisplay.cpp).
+    LOST_DISPLAY = ("The X11 connection broke", "The Wayland connection broke")
+
+    def __init__(self, bridge: EngineBridge, window: MainWindow) -> None:
+        self.bridge = bridge
+        self.window = window
+        self.asked_at: float | None = None
+        self._previous_handler: object = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signum is not None:
+                signal.signal(signum, self._on_signal)
+        # Python runs signal handlers only between bytecodes: wake it up now and then.
+        timer = QTimer(self.window)
+        timer.timeout.connect(lambda: None)
+        timer.start(300)
+        self._previous_handler = qInstallMessageHandler(self._on_qt_message)
+
+    def time_left(self) -> float:
+        """Seconds the engine may take to close."""
+        if self.asked_at is None:
+            return SHUTDOWN_SECONDS
+        return max(0.5, SHUTDOWN_SECONDS - (time.monotonic() - self.asked_at))
+
+    def finish(self, code: int) -> None:
+        """Close the engine; end the process now if a lane is still busy loading a model."""
+        if not self.bridge.shutdown(timeout=self.time_left()):
+            log.info("a model was still loading at exit; not waiting for it")
+            self._hard_exit(code)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.asked_at is not None:
+            return
+        self.asked_at = time.monotonic()
+        self._start_deadline(128 + signum)
+        self.window.close()  # app.exec() returns, then finish() closes the engine
+
+    def _on_qt_message(self, mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)  # what Qt's own handler would show
+        if any(message.startswith(lost) for lost in self.LOST_DISPLAY) and self.asked_at is None:
+            # Qt exits the process right after this message: close the stores first.
+            self.asked_at = time.monotonic()
+            self._start_deadline(1)
+            self.bridge.shutdown(timeout=self.time_left())
+            self._hard_exit(1)
+
+    def _start_deadline(self, code: int) -> None:
+        def expire() -> None:
+            log.warning("still running %.0f s after being asked to quit; ending now", EXIT_SECONDS)
+            self._hard_exit(code)
+
+        timer = threading.Timer(EXIT_SECONDS, expire)
+        timer.daemon = True
+        timer.start()
+
+    @staticmethod
+    def _hard_exit(code: int) -> None:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def follow_system_theme(app: QApplication) -> None:
@@ -152,13 +248,3 @@ def _quit_when_ready(bridge: EngineBridge, window: MainWindow, seconds: float) -
         QTimer.singleShot(int(seconds * 1000), window.close)
 
     bridge.sig_ready.connect(ready)
-
-
-def _close_on_signals(window: MainWindow) -> None:
-    """Ctrl+C or SIGTERM close the window, so the index is saved on the way out."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: window.close())
-    # Python runs signal handlers only between bytecodes: wake it up now and then.
-    timer = QTimer(window)
-    timer.timeout.connect(lambda: None)
-    timer.start(300)

@@ -154,6 +154,7 @@ class _EngineWorker(_Runner):
         self._generator = generator
         self.engine: Engine | None = None  # read from other threads: cancel, other lanes
         self.start_failure: tuple[str, str] | None = None
+        self.close_deadline: float | None = None  # monotonic; set before close() is sent
 
     def _engine(self) -> Engine | None:
         return self.engine
@@ -180,7 +181,9 @@ class _EngineWorker(_Runner):
     def close(self) -> None:
         try:
             if self.engine is not None:
-                self.engine.close()
+                deadline = self.close_deadline
+                left = None if deadline is None else max(0.5, deadline - time.monotonic())
+                self.engine.close(timeout=left)
         except Exception:
             log.exception("closing the engine failed")
         finally:
@@ -355,28 +358,52 @@ class EngineBridge(QObject):
         """Between :meth:`restart` and the moment the new engine's lanes start."""
         return self._restarting
 
-    def shutdown(self) -> None:
-        """Stop indexing and answers, close the engine on its thread and join the threads."""
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop indexing and answers, close the engine on its thread and join the threads.
+
+        Args:
+            timeout: Seconds to wait for the lanes; None waits as long as they take.
+                A lane still loading a model (the warm-up cannot be interrupted) is
+                left behind once the engine is closed: the window's exit must not
+                wait on it (SIGTERM took 7 s while the embedder was loading).
+
+        Returns:
+            True when every lane has stopped; False when one was still busy at the
+            deadline (the caller then ends the process without waiting for it).
+        """
         if self._closed:
-            return
+            return all(not t.isRunning() for t in self._threads.values())
         self._closed = True
         self._timer.stop()
-        self._stop_lanes()
+        return self._stop_lanes(None if timeout is None else time.monotonic() + timeout)
 
-    def _stop_lanes(self) -> None:
+    def _stop_lanes(self, deadline: float | None) -> bool:
+        def wait(thread: QThread) -> bool:
+            if deadline is None:
+                return thread.wait()
+            return thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
+
         for stop in self._stops.values():
             stop.set()  # a streaming answer gives up at its next token
         if not self._threads["index"].isRunning():
-            return
+            return True
         self.cancel()  # the running job stops at its next step instead of finishing
         for lane in LANES[1:]:
-            self._threads[lane].quit()
-            self._threads[lane].wait()
-        if self._answer_log is not None:
-            self._answer_log.close()
-            self._answer_log = None
+            self._threads[lane].quit()  # each ends after its current call
+        # The side lane's calls are short writes (a correction, a rating): let the one
+        # running finish. Then the engine closes on its own lane, even while the answer
+        # lane is still loading a model: closing touches the stores, never the models.
+        stopped = wait(self._threads["side"])
+        self._worker.close_deadline = None if deadline is None else deadline - 0.5
         self._sig_close.emit()
-        self._threads["index"].wait()
+        stopped = wait(self._threads["index"]) and stopped
+        if deadline is not None:  # nothing on the answer lane is saved: a moment is enough
+            deadline = min(deadline, time.monotonic() + 1.0)
+        stopped = wait(self._threads["answer"]) and stopped
+        if self._answer_log is not None and not self._threads["side"].isRunning():
+            self._answer_log.close()  # only the side lane uses it
+            self._answer_log = None
+        return stopped
 
     def restart(self, config: EngineConfig | None, data_dir: Path | str | None = None) -> None:
         """Close the engine and open a new one with ``config`` (and ``data_dir``); returns at once.
@@ -419,6 +446,10 @@ class EngineBridge(QObject):
         """Open the engine of :meth:`restart` once the old lanes are gone."""
         for thread in self._retiring:
             thread.finished.disconnect(self._on_lane_retired)
+            # ``finished`` is emitted just before the thread ends: dropping the last
+            # reference a moment too early destroyed a running QThread (qFatal, seen
+            # under load in the restart test). The wait returns at once otherwise.
+            thread.wait()
         self._retiring = []
         if self._answer_log is not None:
             self._answer_log.close()  # the side lane that used it has finished

@@ -19,8 +19,11 @@ import ctypes
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+Environ = Mapping[str, str]
 
 # The exit code of ``kenning`` when no window can be opened (see engine/cli.py).
 EXIT_NO_DISPLAY = 5
@@ -28,15 +31,23 @@ EXIT_NO_DISPLAY = 5
 # Libraries Qt's xcb plugin needs beyond libxcb itself (Qt 6.5+ dlopens
 # xcb-cursor, so ``ldd`` on the plugin does not list it), with the package that
 # holds each on the families of distributions people run.
+_MANAGERS = ("apt", "dnf", "pacman", "zypper")
+_XCB_ROWS = [  # soname, then its package for each of _MANAGERS
+    ("libxcb-cursor.so.0", "libxcb-cursor0", "xcb-util-cursor", "xcb-util-cursor",
+     "libxcb-cursor0"),
+    ("libxcb-icccm.so.4", "libxcb-icccm4", "xcb-util-wm", "xcb-util-wm", "libxcb-icccm4"),
+    ("libxcb-image.so.0", "libxcb-image0", "xcb-util-image", "xcb-util-image", "libxcb-image0"),
+    ("libxcb-keysyms.so.1", "libxcb-keysyms1", "xcb-util-keysyms", "xcb-util-keysyms",
+     "libxcb-keysyms1"),
+    ("libxcb-render-util.so.0", "libxcb-render-util0", "xcb-util-renderutil",
+     "xcb-util-renderutil", "libxcb-render-util0"),
+    ("libxcb-shape.so.0", "libxcb-shape0", "libxcb", "libxcb", "libxcb-shape0"),
+    ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0", "libxkbcommon-x11", "libxkbcommon-x11",
+     "libxkbcommon-x11-0"),
+]  # fmt: skip
 XCB_LIBRARIES: dict[str, dict[str, str]] = {
-    "libxcb-cursor.so.0": {"apt": "libxcb-cursor0", "dnf": "xcb-util-cursor", "pacman": "xcb-util-cursor", "zypper": "libxcb-cursor0"},
-    "libxcb-icccm.so.4": {"apt": "libxcb-icccm4", "dnf": "xcb-util-wm", "pacman": "xcb-util-wm", "zypper": "libxcb-icccm4"},
-    "libxcb-image.so.0": {"apt": "libxcb-image0", "dnf": "xcb-util-image", "pacman": "xcb-util-image", "zypper": "libxcb-image0"},
-    "libxcb-keysyms.so.1": {"apt": "libxcb-keysyms1", "dnf": "xcb-util-keysyms", "pacman": "xcb-util-keysyms", "zypper": "libxcb-keysyms1"},
-    "libxcb-render-util.so.0": {"apt": "libxcb-render-util0", "dnf": "xcb-util-renderutil", "pacman": "xcb-util-renderutil", "zypper": "libxcb-render-util0"},
-    "libxcb-shape.so.0": {"apt": "libxcb-shape0", "dnf": "libxcb", "pacman": "libxcb", "zypper": "libxcb-shape0"},
-    "libxkbcommon-x11.so.0": {"apt": "libxkbcommon-x11-0", "dnf": "libxkbcommon-x11", "pacman": "libxkbcommon-x11", "zypper": "libxkbcommon-x11-0"},
-}  # fmt: skip
+    row[0]: dict(zip(_MANAGERS, row[1:], strict=True)) for row in _XCB_ROWS
+}
 INSTALL = {
     "apt": "sudo apt-get install -y",
     "dnf": "sudo dnf install -y",
@@ -70,7 +81,7 @@ class PlatformProblem:
         return "\n".join(lines)
 
 
-def platform_name(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> str:
+def platform_name(argv: list[str], environ: Environ) -> str:
     """The platform plugin Qt will try first: ``-platform`` wins over ``QT_QPA_PLATFORM``."""
     for n, arg in enumerate(argv):
         if arg in ("-platform", "--platform") and n + 1 < len(argv):
@@ -120,7 +131,7 @@ def missing_libraries(names: list[str] | None = None) -> list[str]:
     return missing
 
 
-def quick_check(platform: str, environ: dict[str, str] | os._Environ[str]) -> PlatformProblem | None:
+def quick_check(platform: str, environ: Environ) -> PlatformProblem | None:
     """What is known to be missing without starting Qt, or None."""
     if platform != "xcb":
         return None
@@ -183,7 +194,7 @@ def probe_main() -> None:
     QGuiApplication([sys.argv[0], *[a for a in sys.argv[1:] if a != PROBE_FLAG]])
 
 
-def check(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.environ) -> PlatformProblem | None:
+def check(argv: list[str], environ: Environ = os.environ) -> PlatformProblem | None:
     """None when a window can open; otherwise why not.
 
     ``KENNING_SKIP_PLATFORM_CHECK=1`` skips it (for a platform the check misjudges).

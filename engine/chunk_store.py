@@ -228,6 +228,19 @@ class ChunkStore:
                 raise
             conn.execute("COMMIT")
 
+    def close_between_writes(self, timeout: float) -> None:
+        """Close once no transaction is open (or after ``timeout``: WAL keeps it atomic).
+
+        For a writer that cannot be waited for; its next statement opens a new
+        connection, which ends with the process.
+        """
+        held = self._write_lock.acquire(timeout=timeout)
+        try:
+            self.close()
+        finally:
+            if held:
+                self._write_lock.release()
+
     def close(self) -> None:
         with self._connections_lock:
             for conn in self._connections:

@@ -799,8 +799,16 @@ class Engine:
             paused=self._cancel.paused,
         )
 
-    def close(self) -> None:
-        """Finish the running job's current step, save the index and release files."""
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the running job's current step, save the index and release files.
+
+        Args:
+            timeout: Seconds to wait for the writer's current step; None waits for
+                it. A writer still busy at the deadline is usually waiting for a
+                model to load (the first job needs the embedder): then the stores
+                are closed between two writes and the vector index is left unsaved,
+                to be repaired from the store at the next open, as after a crash.
+        """
         if self._closed:
             return
         self._closed = True
@@ -808,10 +816,18 @@ class Engine:
         self._adapter_scheduler.stop()
         self.cancel()  # also ends a pause
         self._jobs.put(None)
-        self._worker.join()
-        if self._index is not None and self._index_dirty:
-            self._save_index()
-        self.store.close()
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            running = self._running
+            log.warning(
+                "closing without waiting for the writer (%s)",
+                running.describe if running else "starting",
+            )
+            self.store.close_between_writes(timeout=1.0)
+        else:
+            if self._index is not None and self._index_dirty:
+                self._save_index()
+            self.store.close()
         if self._answer_log is not None:
             self._answer_log.close()
         if self._correction_store is not None:
