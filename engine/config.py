@@ -47,6 +47,10 @@ class EngineConfig:
     overlap_tokens: int = 32
     # Files above this size are skipped with a reason instead of stalling the indexer.
     max_file_bytes: int = 64 * 1024 * 1024
+    # Text indexed per file, in characters; the rest is left out and the file listed
+    # with a note. About 60 s of embedding on 2 CPU cores (~4,000 passages): one huge
+    # log or minified file must not hold the folder's only writer for minutes.
+    max_text_chars: int = 4_000_000
     # Texts per forward pass of the embedding model. Texts are length-sorted first, so
     # small batches waste little padding, and a search waits for at most one batch.
     embed_batch_size: int = 16

@@ -28,7 +28,7 @@ from engine.chunking import Chunk, split_document
 from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import ParseError
-from engine.parsing import parse_bytes
+from engine.parsing import cap_text, parse_bytes, read_regular_file
 from engine.progress import Progress
 from engine.scanning import IgnoreRules, ScannedFile, scan_folder
 from engine.vector_index import VectorIndex
@@ -70,6 +70,7 @@ class _Prepared:
     chunks: list[NewChunk]
     to_embed: list[int]  # positions in chunks that need a vector
     embed_texts: list[str]
+    note: str | None = None  # what the person should know though it was indexed
 
 
 class Cancelled(Exception):
@@ -253,9 +254,9 @@ class Indexer:
             self._fail(scanned, folder_id, f"file is larger than {limit} MB", stats)
             return None
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            self._fail(scanned, folder_id, f"cannot read: {exc.strerror or exc}", stats)
+            data = read_regular_file(path, max_bytes=self.config.max_file_bytes)
+        except ParseError as exc:
+            self._fail(scanned, folder_id, exc.reason, stats)
             return None
         content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
         record = self.store.get_file(path)
@@ -266,12 +267,13 @@ class Indexer:
             self.store.clear_error(path)
             stats.files_skipped_unchanged += 1
             return None
+        cfg = self.config
         try:
             document = parse_bytes(path, data)
         except ParseError as exc:
             self._fail(scanned, folder_id, exc.reason, stats)
             return None
-        cfg = self.config
+        document, note = cap_text(document, cfg.max_text_chars)
         chunks = split_document(
             document,
             self.embedder.tokenizer,
@@ -280,7 +282,9 @@ class Indexer:
             overlap_tokens=cfg.overlap_tokens,
             token_limit=self.embedder.max_tokens,
         )
-        return self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
+        prepared = self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
+        prepared.note = note
+        return prepared
 
     def _adopt_moved(
         self, folder_id: int, path: Path, content_hash: str, stats: IndexStats
@@ -359,6 +363,14 @@ class Indexer:
             )
             if inserted:
                 self.index.add(np.asarray(inserted, dtype=np.uint64), vectors[offset : offset + n])
+            if p.note:  # listed with the skipped files, so the person knows what is missing
+                self.store.record_error(
+                    p.scanned.path,
+                    p.folder_id,
+                    p.note,
+                    size=p.scanned.size,
+                    mtime_ns=p.scanned.mtime_ns,
+                )
             self._remove_vectors(removed)
             offset += n
             stats.files_indexed += 1

@@ -15,6 +15,7 @@ import bisect
 import codecs
 import io
 import itertools
+import os
 import re
 import stat
 import sys
@@ -353,10 +354,47 @@ def _parse_html(data: bytes) -> ParsedDocument:
     return _html_blocks(data).document("html")
 
 
+# Bounds on what a ZIP-based document (DOCX, EPUB) may unpack to, checked from the
+# archive's headers before anything is inflated: a DOCX whose XML inflated to 1 GB
+# reached 2.6 GB RSS before it was refused. ``zipfile`` never returns more than a
+# member's declared size, so the headers can be trusted for memory.
+MAX_PART_BYTES = 64 * _MIB
+MAX_UNPACKED_BYTES = 256 * _MIB
+# DOCX text is streamed beyond this much (see _stream_docx); the indexer's own cap
+# (EngineConfig.max_text_chars) decides how much of it is kept.
+MAX_STREAMED_CHARS = 16_000_000
+
+
+def _oversized_parts(data: bytes, label: str) -> str | None:
+    """Why the archive is too big to unpack whole, or None when it is not."""
+    import zipfile
+
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise _Rejected(f"corrupt or unreadable {label}: {_short(error)}") from error
+    for info in infos:
+        if info.file_size > MAX_PART_BYTES:
+            return (
+                f"{label} part {info.filename} unpacks to {info.file_size / _MIB:,.0f} MB"
+                f" (limit {MAX_PART_BYTES / _MIB:.0f} MB)"
+            )
+    total = sum(info.file_size for info in infos)
+    if total > MAX_UNPACKED_BYTES:
+        return (
+            f"{label} unpacks to {total / _MIB:,.0f} MB (limit {MAX_UNPACKED_BYTES / _MIB:.0f} MB)"
+        )
+    return None
+
+
 def _parse_epub(data: bytes) -> ParsedDocument:
     """Spine documents in reading order, each flattened like an HTML page."""
     import ebooklib
     from ebooklib import epub
+
+    too_big = _oversized_parts(data, "EPUB")
+    if too_big:
+        raise _Rejected(too_big)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -373,10 +411,16 @@ _DOCX_HEADING_STYLE = re.compile(r"heading\s*([1-9])|(title)", re.IGNORECASE)
 
 
 def _parse_docx(data: bytes) -> ParsedDocument:
-    """Paragraphs and table cells in document order; 'Title' counts as a level-1 heading."""
+    """Paragraphs and table cells in document order; 'Title' counts as a level-1 heading.
+
+    python-docx holds the whole XML tree (3 GB for a 1 MB file of 300 MB of plain
+    paragraphs); an archive too big for that is streamed instead (:func:`_stream_docx`).
+    """
     import docx
     from docx.table import Table
 
+    if _oversized_parts(data, "DOCX"):
+        return _stream_docx(data)
     document = docx.Document(io.BytesIO(data))
     blocks = _Blocks()
     for item in document.iter_inner_content():
@@ -392,6 +436,79 @@ def _parse_docx(data: bytes) -> ParsedDocument:
         level = 0 if heading is None else int(heading[1] or 1)
         blocks.add(item.text.strip(), level=level)
     return blocks.document("docx")
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_DOCX_HEADING_ID = re.compile(r"heading([1-9])|(title)", re.IGNORECASE)
+
+
+def _stream_docx(data: bytes) -> ParsedDocument:
+    """Paragraphs of ``word/document.xml`` read one at a time, in bounded memory.
+
+    For archives too big to unpack whole: only the main part is opened, as a
+    stream; each paragraph is dropped from the tree once read, and reading stops
+    after :data:`MAX_STREAMED_CHARS` characters of text. Headings come from the
+    paragraph's style id ("Heading1", "Title"), without ``styles.xml``.
+    """
+    import zipfile
+
+    from lxml import etree
+
+    blocks = _Blocks()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open("word/document.xml") as xml:
+            parser = etree.iterparse(
+                xml, events=("end",), tag=f"{_W}p", resolve_entities=False, huge_tree=True
+            )
+            for _, paragraph in parser:
+                if paragraph.getparent() is not None and paragraph.getparent().tag == f"{_W}p":
+                    continue  # a paragraph nested in another's text box: read with it
+                parts = []
+                for node in paragraph.iter(f"{_W}t", f"{_W}tab", f"{_W}br"):
+                    parts.append(node.text or "" if node.tag == f"{_W}t" else " ")
+                style = paragraph.find(f"{_W}pPr/{_W}pStyle")
+                heading = (
+                    _DOCX_HEADING_ID.fullmatch(style.get(f"{_W}val", ""))
+                    if style is not None
+                    else None
+                )
+                blocks.add(
+                    "".join(parts).strip(), level=0 if heading is None else int(heading[1] or 1)
+                )
+                paragraph.clear()
+                while paragraph.getprevious() is not None:  # siblings already read
+                    del paragraph.getparent()[0]
+                if blocks.length > MAX_STREAMED_CHARS:
+                    break
+    except KeyError as error:
+        raise _Rejected("not a Word document (no word/document.xml)") from error
+    return blocks.document("docx")
+
+
+def cap_text(document: ParsedDocument, max_chars: int) -> tuple[ParsedDocument, str | None]:
+    """The document cut to at most ``max_chars`` characters, and a note saying so.
+
+    Cuts at the last line break (or space) before the limit, so no word is split;
+    headings and pages past the cut go with the text. Bounds the time and memory
+    every later step takes on one file (a 50 MB one-line log was still being
+    tokenized after 15 minutes at 6.9 GB).
+    """
+    text = document.text
+    if len(text) <= max_chars:
+        return document, None
+    cut = max(text.rfind("\n", 0, max_chars), text.rfind(" ", 0, max_chars))
+    cut = cut if cut > max_chars // 2 else max_chars
+    kept = ParsedDocument(
+        text[:cut],
+        document.kind,
+        tuple(h for h in document.headings if h.start < cut),
+        tuple(p for p in document.page_starts if p < cut),
+    )
+    note = (
+        f"only the first {cut / 1e6:.1f} million characters are indexed: its text is longer"
+        f" than the limit per file ({max_chars / 1e6:.0f} million)"
+    )
+    return kept, note
 
 
 def _parse_pdf(data: bytes) -> ParsedDocument:
@@ -435,13 +552,49 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
 
 
 def _parse_text(data: bytes, kind: str) -> ParsedDocument:
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return _text_document(utf16, kind)
     if not data.startswith(tuple(bom for bom, _ in _BOMS)) and looks_binary(data):
         raise _Rejected("binary file")
     text = decode_text(data)
     if text is None:
         raise _Rejected("unknown text encoding")
+    return _text_document(text, kind)
+
+
+def _text_document(text: str, kind: str) -> ParsedDocument:
     find_headings = _HEADING_FINDERS.get(kind)
     return ParsedDocument(text, kind, find_headings(text) if find_headings else ())
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Decode UTF-16 (LE or BE) that has no byte-order mark, or return None.
+
+    Windows tools write it (PowerShell's ``>``, ``reg export``); it was read as
+    binary for its NUL bytes. Recognised when, in the first 8 KiB, nearly every
+    other byte is NUL on one side only (ASCII-range text), and the whole file then
+    decodes strictly to printable text.
+    """
+    sample = data[: _SNIFF_BYTES - _SNIFF_BYTES % 2]
+    if len(sample) < 4 or len(data) % 2 or data.startswith(tuple(b for b, _ in _BOMS)):
+        return None
+    pairs = len(sample) // 2
+    even_nul = sample[0::2].count(0)
+    odd_nul = sample[1::2].count(0)
+    if odd_nul >= 0.6 * pairs and even_nul <= 0.02 * pairs:
+        encoding = "utf-16-le"
+    elif even_nul >= 0.6 * pairs and odd_nul <= 0.02 * pairs:
+        encoding = "utf-16-be"
+    else:
+        return None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    if looks_binary(text[:_SNIFF_BYTES].encode("utf-8", "surrogatepass")):
+        return None
+    return text
 
 
 _HEADING_FINDERS = {"markdown": markdown_headings, "rst": rst_headings}
@@ -501,6 +654,64 @@ def parse_bytes(path: Path, data: bytes) -> ParsedDocument:
         raise ParseError(path, f"corrupt or unreadable {label}: {_short(error)}") from error
 
 
+def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``.
+
+    Opened non-blocking and checked with ``fstat`` on the open descriptor: a named
+    pipe swapped in after the folder was scanned blocked ``open`` (and indexing
+    with it) until something wrote to the pipe, and a check by name before opening
+    would leave that race open.
+
+    Raises:
+        ParseError: Missing, not a regular file, unreadable, or too large.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as error:
+        raise ParseError(path, "file not found") from error
+    except PermissionError as error:
+        raise ParseError(path, "permission denied") from error
+    except OSError as error:
+        raise ParseError(path, f"cannot read file: {error.strerror or error}") from error
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ParseError(path, f"not a regular file ({file_type(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise ParseError(path, f"file is larger than {max_bytes / _MIB:.3g} MB")
+        chunks, size = [], 0
+        while size <= max_bytes:  # the file may have grown since fstat()
+            chunk = os.read(fd, min(max_bytes + 1 - size, 8 * _MIB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as error:
+        raise ParseError(path, f"cannot read file: {error.strerror or error}") from error
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ParseError(path, f"file is larger than {max_bytes / _MIB:.3g} MB")
+    return data
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words for the status list."""
+    for test, name in (
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "directory"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
 def parse_file(path: Path, *, max_bytes: int) -> ParsedDocument:
     """Read and parse the file at ``path``.
 
@@ -515,22 +726,7 @@ def parse_file(path: Path, *, max_bytes: int) -> ParsedDocument:
         ParseError: If the file is missing, not a regular file, unreadable, too large,
             or cannot be parsed (see :func:`parse_bytes`).
     """
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise ParseError(path, "not a regular file")
-        if info.st_size > max_bytes:
-            raise ParseError(path, f"file is larger than {max_bytes / _MIB:.3g} MB")
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)  # the file may have grown since stat()
-    except FileNotFoundError as error:
-        raise ParseError(path, "file not found") from error
-    except PermissionError as error:
-        raise ParseError(path, "permission denied") from error
-    except OSError as error:
-        raise ParseError(path, f"cannot read file: {error.strerror or error}") from error
-    if len(data) > max_bytes:
-        raise ParseError(path, f"file is larger than {max_bytes / _MIB:.3g} MB")
+    data = read_regular_file(path, max_bytes=max_bytes)
     if not data:
         return ParsedDocument("", _KINDS.get(path.suffix.lower(), "text"))
     return parse_bytes(path, data)

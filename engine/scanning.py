@@ -17,6 +17,8 @@ from typing import Any
 
 import pathspec
 
+from engine.parsing import file_type
+
 IGNORE_FILE = ".kenningignore"
 
 DEFAULT_IGNORED_DIRS = frozenset(
@@ -159,3 +161,5 @@ def _walk(
                 continue
             if stat.S_ISREG(st.st_mode):
                 yield path, st
+            else:  # a pipe, socket or device: never opened, but the person sees why
+                report.problems.append((path, f"not a regular file ({file_type(st.st_mode)})"))

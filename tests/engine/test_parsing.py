@@ -244,7 +244,7 @@ def test_missing_file_and_directory_are_rejected(tmp_path: Path) -> None:
     assert missing.value.reason == "file not found"
     with pytest.raises(ParseError) as directory:
         parse_file(tmp_path, max_bytes=100)
-    assert directory.value.reason == "not a regular file"
+    assert directory.value.reason == "not a regular file (directory)"
 
 
 def test_parse_file_matches_parse_bytes(tmp_path: Path) -> None:
