@@ -262,7 +262,7 @@ class ChunkStore:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO folders(path, added_at) VALUES (?, ?)",
-                (str(path), time.time()),
+                (_db(path), time.time()),
             )
         folder = self.get_folder(path)
         assert folder is not None  # just inserted
@@ -272,11 +272,11 @@ class ChunkStore:
         row = (
             self._conn()
             .execute(
-                "SELECT id, path, added_at, synced_at FROM folders WHERE path = ?", (str(path),)
+                "SELECT id, path, added_at, synced_at FROM folders WHERE path = ?", (_db(path),)
             )
             .fetchone()
         )
-        return None if row is None else FolderRecord(row[0], Path(row[1]), row[2], row[3])
+        return None if row is None else FolderRecord(row[0], _fs(row[1]), row[2], row[3])
 
     def folders(self) -> list[FolderRecord]:
         rows = (
@@ -284,7 +284,7 @@ class ChunkStore:
             .execute("SELECT id, path, added_at, synced_at FROM folders ORDER BY path")
             .fetchall()
         )
-        return [FolderRecord(r[0], Path(r[1]), r[2], r[3]) for r in rows]
+        return [FolderRecord(r[0], _fs(r[1]), r[2], r[3]) for r in rows]
 
     def mark_folder_synced(self, folder_id: int) -> None:
         with self.transaction() as conn:
@@ -306,12 +306,12 @@ class ChunkStore:
 
     # -- files -------------------------------------------------------------------------------
     def get_file(self, path: Path) -> FileRecord | None:
-        row = self._conn().execute(_FILE_SELECT + " WHERE path = ?", (str(path),)).fetchone()
+        row = self._conn().execute(_FILE_SELECT + " WHERE path = ?", (_db(path),)).fetchone()
         return None if row is None else _file(row)
 
     def files_in_folder(self, folder_id: int) -> dict[Path, FileRecord]:
         rows = self._conn().execute(_FILE_SELECT + " WHERE folder_id = ?", (folder_id,))
-        return {Path(r[2]): _file(r) for r in rows}
+        return {_fs(r[2]): _file(r) for r in rows}
 
     def files_under(self, path: Path) -> list[FileRecord]:
         """The file stored at ``path`` and every file stored beneath it (a directory).
@@ -319,7 +319,7 @@ class ChunkStore:
         A range scan on the path index: "d/" <= p < "d0" holds exactly the paths
         starting with "d/", since "0" is the character after "/".
         """
-        base = str(path).rstrip("/")
+        base = _db(path).rstrip("/")
         rows = self._conn().execute(
             _FILE_SELECT + " WHERE path = ? OR (path >= ? AND path < ?) ORDER BY path",
             (base, base + "/", base + "0"),
@@ -357,12 +357,12 @@ class ChunkStore:
             (ids of inserted chunks in the order of the new rows, ids of deleted chunks).
         """
         with self.transaction() as conn:
-            row = conn.execute("SELECT id FROM files WHERE path = ?", (str(path),)).fetchone()
+            row = conn.execute("SELECT id FROM files WHERE path = ?", (_db(path),)).fetchone()
             if row is None:
                 cur = conn.execute(
                     "INSERT INTO files(folder_id, path, size, mtime_ns, content_hash, kind,"
                     " indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (folder_id, str(path), size, mtime_ns, content_hash, kind, time.time()),
+                    (folder_id, _db(path), size, mtime_ns, content_hash, kind, time.time()),
                 )
                 file_id = int(cur.lastrowid or 0)
                 old_ids: set[int] = set()
@@ -405,7 +405,7 @@ class ChunkStore:
                     ),
                 )
                 inserted.append(int(cur.lastrowid or 0))
-            conn.execute("DELETE FROM errors WHERE path = ?", (str(path),))
+            conn.execute("DELETE FROM errors WHERE path = ?", (_db(path),))
         return inserted, removed
 
     def touch_file(self, file_id: int, *, size: int, mtime_ns: int) -> None:
@@ -422,11 +422,11 @@ class ChunkStore:
                 int(r[0])
                 for r in conn.execute(
                     "SELECT c.id FROM chunks c JOIN files f ON c.file_id = f.id WHERE f.path = ?",
-                    (str(path),),
+                    (_db(path),),
                 )
             ]
-            conn.execute("DELETE FROM files WHERE path = ?", (str(path),))
-            conn.execute("DELETE FROM errors WHERE path = ?", (str(path),))
+            conn.execute("DELETE FROM files WHERE path = ?", (_db(path),))
+            conn.execute("DELETE FROM errors WHERE path = ?", (_db(path),))
         return ids
 
     def move_path(self, old: Path, new: Path, folder_id: int) -> int:
@@ -435,7 +435,7 @@ class ChunkStore:
         Returns:
             The number of files moved.
         """
-        old_s, new_s = str(old), str(new)
+        old_s, new_s = _db(old), _db(new)
         with self.transaction() as conn:
             # A file already recorded at the destination is replaced by the moved one.
             conn.execute("DELETE FROM files WHERE path = ? AND path != ?", (new_s, old_s))
@@ -470,7 +470,7 @@ class ChunkStore:
             conn.execute(
                 "INSERT OR REPLACE INTO errors(path, folder_id, reason, at, size, mtime_ns)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (str(path), folder_id, reason, time.time(), size, mtime_ns),
+                (_db(path), folder_id, reason, time.time(), size, mtime_ns),
             )
 
     def failed_files(self, folder_id: int) -> dict[Path, tuple[int | None, int | None]]:
@@ -478,11 +478,11 @@ class ChunkStore:
         rows = self._conn().execute(
             "SELECT path, size, mtime_ns FROM errors WHERE folder_id = ?", (folder_id,)
         )
-        return {Path(r[0]): (r[1], r[2]) for r in rows}
+        return {_fs(r[0]): (r[1], r[2]) for r in rows}
 
     def clear_error(self, path: Path) -> None:
         with self.transaction() as conn:
-            conn.execute("DELETE FROM errors WHERE path = ?", (str(path),))
+            conn.execute("DELETE FROM errors WHERE path = ?", (_db(path),))
 
     def errors(self, folder_id: int | None = None) -> list[FileError]:
         sql = "SELECT path, reason, at FROM errors"
@@ -490,7 +490,7 @@ class ChunkStore:
         if folder_id is not None:
             sql, args = sql + " WHERE folder_id = ?", (folder_id,)
         rows = self._conn().execute(sql + " ORDER BY path", args).fetchall()
-        return [FileError(Path(r[0]), r[1], r[2]) for r in rows]
+        return [FileError(_fs(r[0]), r[1], r[2]) for r in rows]
 
     # -- reading -----------------------------------------------------------------------------
     def counts(self, folder_id: int | None = None) -> tuple[int, int]:
@@ -530,7 +530,7 @@ class ChunkStore:
                 out[int(r[0])] = ChunkRecord(
                     id=int(r[0]),
                     file_id=int(r[1]),
-                    path=Path(r[2]),
+                    path=_fs(r[2]),
                     ord=int(r[3]),
                     start=int(r[4]),
                     end=int(r[5]),
@@ -547,7 +547,7 @@ class ChunkStore:
         rows = self._conn().execute(
             "SELECT c.id FROM chunks c JOIN files f ON c.file_id = f.id WHERE f.path = ?"
             " ORDER BY c.ord",
-            (str(path),),
+            (_db(path),),
         )
         ids = [int(r[0]) for r in rows]
         found = self.get_chunks(ids)
@@ -589,9 +589,32 @@ def _file(row: Sequence[object]) -> FileRecord:
     return FileRecord(
         id=int(row[0]),  # type: ignore[call-overload]
         folder_id=int(row[1]),  # type: ignore[call-overload]
-        path=Path(str(row[2])),
+        path=_fs(str(row[2])),
         size=int(row[3]),  # type: ignore[call-overload]
         mtime_ns=int(row[4]),  # type: ignore[call-overload]
         content_hash=str(row[5]),
         kind=str(row[6]),
     )
+
+
+# -- paths -----------------------------------------------------------------------------------
+# POSIX file names are bytes. Python hands a name that is not valid UTF-8 (common on
+# disks written by other systems) over as a str with lone surrogates, which SQLite
+# cannot store: one such name aborted a whole folder's sync. Each lone surrogate is
+# stored as NUL plus two hex digits; NUL never occurs in a real path, so the form is
+# unambiguous and round-trips, and every other path is stored unchanged.
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ESCAPED = re.compile("\x00([0-9a-f]{2})")
+
+
+def _db(path: Path | str) -> str:
+    """``path`` as stored: itself, with undecodable bytes escaped."""
+    text = str(path)
+    return _SURROGATE.sub(lambda m: f"\x00{ord(m[0]) - 0xDC00:02x}", text)
+
+
+def _fs(text: str) -> Path:
+    """A stored path back as the file system's path (inverse of :func:`_db`)."""
+    if "\x00" not in text:
+        return Path(text)
+    return Path(_ESCAPED.sub(lambda m: chr(0xDC00 + int(m[1], 16)), text))

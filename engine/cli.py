@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kenning`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not valid UTF-8 prints as its own bytes, not a traceback.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape")
     if not argv or argv[0] == "gui" or (argv[0].startswith("--data-dir")):
         from desktop_app.app import main as gui_main  # only the GUI pulls in Qt
 

@@ -165,3 +165,48 @@ def test_engine_indexes_the_good_files_beside_hostile_ones(tmp_path: Path, embed
         closing = time.perf_counter()
     assert time.perf_counter() - closing < 10
     assert time.perf_counter() - started < 240
+
+
+posix_bytes_names = pytest.mark.skipif(
+    sys.platform in ("win32", "darwin"), reason="needs a file system that stores any bytes"
+)
+
+
+@posix_bytes_names
+def test_file_names_that_are_not_utf8_are_stored_and_found(tmp_path: Path, embedder) -> None:
+    """``bad\\xff.md`` aborted the whole folder's sync (0 of 26 files stored), at scan
+    time and through the watcher alike."""
+    from engine import Engine
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    root = os.fsencode(folder)
+    with open(root + b"/bad\xff.md", "wb") as f:
+        f.write(b"The zanzibar shipment arrives on Monday.\n")
+    for i in range(5):
+        (folder / f"good{i}.md").write_text(f"Good note {i} about orchard apples.\n")
+    with Engine(tmp_path / "data", embedder=embedder) as engine:
+        engine.add_folder(folder)
+        assert engine.wait_until_idle(timeout=120)
+        assert engine.status().files == 6
+        hit = engine.search("zanzibar shipment", limit=1)[0]
+        assert os.fsencode(hit.path) == root + b"/bad\xff.md"  # the exact bytes
+        # Through the watcher: a new odd directory and a good file in one burst.
+        os.mkdir(root + b"/dir\xfe")
+        with open(root + b"/dir\xfe/inner.md", "wb") as f:
+            f.write(b"The quokka festival is in spring.\n")
+        (folder / "later.md").write_text("The narwhal lecture moved to Thursday.\n")
+        assert engine.wait_until_idle(timeout=120)
+        assert engine.search("quokka festival", limit=1)[0].path.name == "inner.md"
+        assert engine.search("narwhal lecture", limit=1)[0].path.name == "later.md"
+        # Renaming the odd directory keeps its file, and deleting it forgets it.
+        os.rename(root + b"/dir\xfe", root + b"/dir\xfd")
+        assert engine.wait_until_idle(timeout=120)
+        moved = engine.search("quokka festival", limit=1)[0].path
+        assert os.fsencode(moved) == root + b"/dir\xfd/inner.md"
+        os.remove(root + b"/bad\xff.md")
+        assert engine.wait_until_idle(timeout=120)
+        assert all("zanzibar" not in h.text for h in engine.search("zanzibar shipment"))
+    with Engine(tmp_path / "data", embedder=embedder) as engine:  # and after a restart
+        assert engine.wait_until_idle(timeout=120)
+        assert engine.status().files == 7
