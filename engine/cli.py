@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -86,7 +87,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "limit", 1) < 1:
         print("kenning: --limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    for text in [getattr(args, "query", None), getattr(args, "question", None)]:
+        if text is not None and not text.strip():
+            print(f"kenning {args.command}: give some words to look for", file=sys.stderr)
+            return EXIT_USAGE
+    for path in getattr(args, "paths", []):
+        if not str(path).strip() or str(path) == ".":  # argparse turns '' into Path('.')
+            if str(path) == "." and "." in argv:
+                continue  # an explicit "." is the current folder, on purpose
+            print(f"kenning {args.command}: an empty path is not a folder", file=sys.stderr)
+            return EXIT_USAGE
     data_dir = args.data_dir or default_data_dir()
+    problem = _data_dir_problem(data_dir)
+    if problem:
+        print(f"kenning: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         with Engine(data_dir, load_config()) as engine:
             return _COMMANDS[args.command](engine, args)
@@ -102,6 +117,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kenning: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _data_dir_problem(data_dir: Path) -> str | None:
+    """Why the data dir cannot hold an index, in words; None when it can."""
+    data_dir = data_dir.expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        return f"--data-dir {data_dir} is a file, not a folder: choose a folder for the index"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the data folder {data_dir}: {exc.strerror or exc}"
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        return f"cannot write to the data folder {data_dir}: permission denied"
+    return None
 
 
 def _index(engine: Engine, args: argparse.Namespace) -> int:

@@ -37,7 +37,12 @@ from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
 from engine.config import EngineConfig
 from engine.embedding import Embedder, select_device
-from engine.errors import EngineClosedError, EngineError, FolderNotFoundError
+from engine.errors import (
+    EngineClosedError,
+    EngineError,
+    FolderNotFoundError,
+    FolderRefusedError,
+)
 from engine.generation import Generator, TokenCallback
 from engine.indexing import CancelFlag, Cancelled, Indexer, IndexStats
 from engine.progress import Progress
@@ -45,6 +50,7 @@ from engine.reader import SpanReader, bundled_reader_path
 from engine.reader.answers import read_answer
 from engine.retrieval import Hit, SearchMode
 from engine.retrieval import search as hybrid_search
+from engine.scanning import refused_folder
 from engine.status import FolderStatus, Status
 from engine.vector_index import USearchIndex
 from engine.watching import EVENT_GRACE_SECONDS, ChangeSet, FolderWatcher, apply_change_set
@@ -59,6 +65,8 @@ ANSWERS_FILE = "answers.sqlite3"
 CORRECTIONS_FILE = "corrections.sqlite3"
 ADAPTERS_DIR = "adapters"
 READER_DIR = "reader"
+# More hits than anyone reads; a larger limit (10**12 tried to allocate 21.8 TiB) is cut.
+MAX_SEARCH_LIMIT = 1000
 
 
 _P = ParamSpec("_P")
@@ -334,6 +342,7 @@ class Engine:
             ModelNotAvailableError: the answer model is missing or broken.
         """
         self._check_open()
+        question = clean_text(question)
         cfg = self.config
         started = time.perf_counter()
         log_ = self._answers()
@@ -642,12 +651,19 @@ class Engine:
         """Index a folder recursively in the background; returns at once.
 
         Raises:
-            FolderNotFoundError: ``path`` is not an existing directory.
+            FolderNotFoundError: ``path`` is empty or not an existing directory.
+            FolderRefusedError: the root or a system directory (see
+                :func:`engine.scanning.refused_folder`).
         """
         self._check_open()
+        if not str(path).strip():
+            raise FolderNotFoundError("No folder given (an empty path)")
         folder = Path(path).expanduser().resolve()
         if not folder.is_dir():
             raise FolderNotFoundError(f"Not a folder: {folder}")
+        refusal = refused_folder(folder)
+        if refusal:
+            raise FolderRefusedError(refusal)
         self.store.add_folder(folder)
         self._watcher.watch(folder)
         self._submit_sync(folder)
@@ -689,6 +705,8 @@ class Engine:
             feedback: Apply the boosts from rated passages of similar questions.
         """
         self._check_open()
+        query = clean_text(query)
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         index = self._wait_for_index()
         boosts: dict[int, float] = {}
         if feedback and query.strip() and len(self._feedback_boosts()):
@@ -981,6 +999,16 @@ def _corrected_answer(question: str, hits: list[Hit], match: MemoryMatch) -> Ans
         answer_id=uuid.uuid4().hex,
         correction=match.correction,
     )
+
+
+def clean_text(text: str) -> str:
+    """``text`` with undecodable bytes (lone surrogates from a non-UTF-8 terminal or
+    file name) replaced: the tokenizer and SQLite reject them with a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def _normalize(text: str) -> str:

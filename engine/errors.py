@@ -39,6 +39,14 @@ class FolderNotFoundError(EngineError):
     """A folder given to the engine does not exist or is not a directory."""
 
 
+class FolderRefusedError(FolderNotFoundError):
+    """A folder that should not be indexed whole: the root, a system directory.
+
+    A subclass of :class:`FolderNotFoundError` so callers that report a bad
+    folder report this one the same way, with its own reason.
+    """
+
+
 class EngineClosedError(EngineError):
     """A call was made on an engine that was already closed."""
 

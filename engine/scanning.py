@@ -60,6 +60,35 @@ _TEMP_PREFIXES = ("~$", ".~lock", ".#", "#")
 _TEMP_NAMES = frozenset({"4913", ".DS_Store", "Thumbs.db", "desktop.ini", IGNORE_FILE})
 
 
+# Folders that hold the system, not a person's documents: indexing one walks hundreds of
+# thousands of binaries (``add_folder('/')`` began on 246,000 files, /proc included).
+_SYSTEM_DIRS = frozenset(
+    Path(p)
+    for p in [
+        *"/bin /boot /dev /etc /lib /lib32 /lib64 /libx32 /proc /sbin /snap /sys /usr".split(),
+        *"/System /Library /Applications /cores".split(),  # macOS
+        *("C:/Windows", "C:/Program Files", "C:/Program Files (x86)", "C:/ProgramData"),
+    ]
+)
+
+
+def refused_folder(folder: Path) -> str | None:
+    """Why ``folder`` (resolved) must not be indexed whole, or None when it may.
+
+    The file system's root and the system's own directories are refused; a home
+    folder is allowed, since hidden folders (``.cache``, ``.local``) and dependency
+    trees are skipped anyway (see :data:`DEFAULT_IGNORED_DIRS`).
+    """
+    if folder == Path(folder.anchor):
+        return (
+            f"{folder} is the whole disk: choose the folders that hold your documents "
+            "(for example ~/Documents)"
+        )
+    if folder in _SYSTEM_DIRS or any(parent in _SYSTEM_DIRS for parent in folder.parents):
+        return f"{folder} holds system files, not documents: choose a folder of your own"
+    return None
+
+
 def is_temp_name(name: str) -> bool:
     """True for names that editors and office suites use for transient files."""
     return (
