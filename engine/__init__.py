@@ -12,9 +12,11 @@ from engine.adaptation.corrections import Correction
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.errors import (
+    DataDirInUseError,
     EngineClosedError,
     EngineError,
     FolderNotFoundError,
+    FolderRefusedError,
     ModelNotAvailableError,
     ParseError,
     StoreError,
@@ -24,11 +26,13 @@ from engine.status import FolderStatus, Status
 
 __all__ = [
     "Correction",
+    "DataDirInUseError",
     "Engine",
     "EngineClosedError",
     "EngineConfig",
     "EngineError",
     "FolderNotFoundError",
+    "FolderRefusedError",
     "FolderStatus",
     "Hit",
     "ModelNotAvailableError",

@@ -20,7 +20,13 @@ from typing import Any
 
 from engine.config import default_data_dir, load_config
 from engine.engine import Engine
-from engine.errors import EngineError, FolderNotFoundError, ModelNotAvailableError
+from engine.errors import (
+    DataDirInUseError,
+    EngineError,
+    FolderNotFoundError,
+    ModelNotAvailableError,
+)
+from engine.library_reader import LibraryReader
 from engine.retrieval import Hit
 from engine.status import Status
 
@@ -105,6 +111,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with Engine(data_dir, load_config()) as engine:
             return _COMMANDS[args.command](engine, args)
+    except DataDirInUseError as exc:
+        if args.command not in ("search", "status"):
+            print(f"kenning: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        # Looking is allowed beside the writer: read its saved index, change nothing.
+        print(
+            f"kenning: the library is open in {exc.holder}; reading it without changes.",
+            file=sys.stderr,
+        )
+        with LibraryReader(data_dir, load_config()) as library:
+            return (_search if args.command == "search" else _status)(library, args)
     except FolderNotFoundError as exc:
         print(f"kenning: {exc}", file=sys.stderr)
         return EXIT_NOT_A_FOLDER
@@ -143,8 +160,9 @@ def _index(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _search(engine: Engine, args: argparse.Namespace) -> int:
-    engine.wait_until_idle(timeout=3600)
+def _search(engine: Engine | LibraryReader, args: argparse.Namespace) -> int:
+    if isinstance(engine, Engine):
+        engine.wait_until_idle(timeout=3600)
     hits = engine.search(args.query, limit=args.limit, mode=args.mode)
     if args.json:
         print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
@@ -161,8 +179,9 @@ def _search(engine: Engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status(engine: Engine, args: argparse.Namespace) -> int:
-    engine.wait_until_idle(timeout=3600)
+def _status(engine: Engine | LibraryReader, args: argparse.Namespace) -> int:
+    if isinstance(engine, Engine):
+        engine.wait_until_idle(timeout=3600)
     status = engine.status()
     if args.json:
         print(json.dumps(_jsonable(asdict(status)), ensure_ascii=False, indent=2))

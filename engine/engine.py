@@ -36,6 +36,7 @@ from engine.answer_log import AnswerLog
 from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
 from engine.config import EngineConfig
+from engine.data_lock import DataDirLock
 from engine.embedding import Embedder, select_device
 from engine.errors import (
     EngineClosedError,
@@ -121,8 +122,14 @@ class Engine:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(self.data_dir)
+        self._lock.acquire()  # before any store is opened: a second writer is refused
         self.config = config or EngineConfig()
-        self.store = ChunkStore(self.data_dir / STORE_FILE)
+        try:
+            self.store = ChunkStore(self.data_dir / STORE_FILE)
+        except BaseException:
+            self._lock.release()
+            raise
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
         self._generator = generator
@@ -850,6 +857,7 @@ class Engine:
             self._answer_log.close()
         if self._correction_store is not None:
             self._correction_store.close()
+        self._lock.release()
 
     # -- worker --------------------------------------------------------------------------
     def _submit_sync(self, folder: Path) -> None:

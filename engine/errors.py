@@ -47,6 +47,23 @@ class FolderRefusedError(FolderNotFoundError):
     """
 
 
+class DataDirInUseError(EngineError):
+    """Another process has this data dir open; two writers would corrupt each other's view.
+
+    Attributes:
+        data_dir: The library's folder.
+        holder: Who holds it, in words.
+    """
+
+    def __init__(self, data_dir: Path | str, holder: str) -> None:
+        super().__init__(
+            f"This library ({data_dir}) is open in {holder}. Close that first, or give "
+            "this one another folder with --data-dir."
+        )
+        self.data_dir = Path(data_dir)
+        self.holder = holder
+
+
 class EngineClosedError(EngineError):
     """A call was made on an engine that was already closed."""
 

@@ -1,0 +1,113 @@
+"""Search a library that another Kenning process is writing, without writing to it.
+
+Only one engine may open a data dir (:mod:`engine.data_lock`); a second process
+that only wants to look (``kenning search`` or ``kenning status`` while the window
+is open) reads beside it instead. SQLite's WAL lets it read while the writer
+writes, and the writer saves the vector index atomically (write, then rename)
+after every change set, so the reader reloads the saved file whenever it changed
+on disk. Passages added since the writer's last save are found by BM25 at once
+and by dense search after that save.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from engine.chunk_store import ChunkStore
+from engine.config import EngineConfig
+from engine.embedding import Embedder
+from engine.errors import StoreError
+from engine.retrieval import Hit, SearchMode
+from engine.retrieval import search as hybrid_search
+from engine.status import FolderStatus, Status
+from engine.vector_index import USearchIndex
+
+STORE_FILE = "kenning.sqlite3"  # the same names as engine.engine's
+INDEX_FILE = "vectors.usearch"
+
+
+class LibraryReader:
+    """Read-only search and counts over a data dir another process holds."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        config: EngineConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config or EngineConfig()
+        if not (self.data_dir / STORE_FILE).is_file():
+            raise StoreError(f"No Kenning library in {self.data_dir}")
+        self.store = ChunkStore(self.data_dir / STORE_FILE)
+        self.embedder = embedder or Embedder(self.config.embedding_model, device="cpu")
+        self._index: USearchIndex | None = None
+        self._loaded: tuple[int, int] | None = None  # (mtime_ns, size) of the loaded file
+        self._lock = threading.Lock()
+
+    def index(self) -> USearchIndex:
+        """The writer's last saved vector index, reloaded when the file changed."""
+        path = self.data_dir / INDEX_FILE
+        with self._lock:
+            try:
+                st = path.stat()
+                stamp = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+            if self._index is None or stamp != self._loaded:
+                try:
+                    self._index = USearchIndex.load(path, self.embedder.dim)
+                except ValueError:  # not saved yet, or being replaced: BM25 still works
+                    self._index = self._index or USearchIndex(self.embedder.dim)
+                self._loaded = stamp
+            return self._index
+
+    def search(
+        self, query: str, limit: int = 10, *, mode: SearchMode | str = "hybrid"
+    ) -> list[Hit]:
+        cfg = self.config
+        return hybrid_search(
+            query,
+            store=self.store,
+            index=self.index(),
+            embedder=self.embedder,
+            limit=limit,
+            mode=SearchMode(mode),
+            candidates=cfg.candidates,
+            fusion=cfg.fusion,
+            dense_weight=cfg.dense_weight,
+            rrf_k=cfg.rrf_k,
+        )
+
+    def status(self) -> Status:
+        """Counts and skipped files as the writer last stored them."""
+        folders = []
+        for rec in self.store.folders():
+            files, chunks = self.store.counts(rec.id)
+            errors = tuple(self.store.errors(rec.id))
+            folders.append(
+                FolderStatus(rec.path, files, chunks, rec.synced_at, "open elsewhere", errors)
+            )
+        files, chunks = self.store.counts()
+        return Status(
+            folders=tuple(folders),
+            files=files,
+            chunks=chunks,
+            vectors=len(self.index()),
+            queued=0,
+            busy=False,
+            progress=None,
+            errors=tuple(self.store.errors()),
+            paused=False,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> LibraryReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
