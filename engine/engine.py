@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -735,12 +735,40 @@ class Engine:
         extra = self.store.get_chunks(k for k, v in boosts.items() if v > 0)
         return apply_boosts(hits, boosts, extra.values())[:limit]
 
+    def wait_until_learned(self, timeout: float = 3600.0) -> bool:
+        """Block until the answer model and the reader have learned every correction.
+
+        Unlike :meth:`wait_until_idle`, which returns once the queue is empty, this
+        does not leave corrections waiting for a round the scheduler has not started
+        yet (100 corrections, then ``wait_until_idle``, left the adapter answering 9%
+        of them): it starts that round now and waits for it.
+
+        Returns:
+            True when nothing is left to learn; False at the timeout, or when a round
+            ended without learning what was pending (its error is in the log).
+        """
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        before: int | None = None
+        while True:
+            if not self.wait_until_idle(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+            waiting = self._adaptation.pending() if self._correction_store else 0
+            if not waiting:
+                return True
+            if (before is not None and waiting >= before) or time.monotonic() >= deadline:
+                return False
+            before = waiting
+            self.consolidate()
+
     def wait_until_idle(self, timeout: float = 60.0) -> bool:
         """Block until no work is queued or running; False if ``timeout`` passed with work left.
 
         Changes the watcher has seen but not yet handed over count as queued work.
         While folders are watched it waits at least a moment, so a file written
-        just before the call has time to reach the watcher.
+        just before the call has time to reach the watcher. A learning round the
+        scheduler has not started yet is not queued work: to wait for corrections
+        to be learned, use :meth:`wait_until_learned`.
         """
         now = time.monotonic()
         deadline = now + timeout
@@ -822,7 +850,22 @@ class Engine:
             progress=self.progress.snapshot(),
             errors=tuple(self.store.errors()),
             paused=self._cancel.paused,
+            **self._learning_status(),
         )
+
+    def _learning_status(self) -> dict[str, Any]:
+        """Corrections waiting for the answer model, and when their round starts.
+
+        Nothing is opened for it: before the first correction is touched, nothing waits.
+        """
+        if self._correction_store is None or self._consolidation_queued:
+            return {}
+        try:
+            waiting = self._adaptation.pending()
+            due = self._adapter_scheduler.due_in() if waiting else None
+        except Exception:  # a store closing under a status poll: report nothing
+            return {}
+        return {"corrections_waiting": waiting, "next_learning_in": due}
 
     def close(self, timeout: float | None = None) -> None:
         """Finish the running job's current step, save the index and release files.

@@ -30,3 +30,8 @@ class Status:
     progress: ProgressSnapshot | None
     errors: tuple[FileError, ...]  # every file skipped, with its reason
     paused: bool = False  # indexing held by Engine.pause_indexing
+    # Corrections the answer model has not learned yet, and when the scheduler starts
+    # the round that learns them (seconds from now; None: not scheduled, see
+    # Engine.wait_until_learned and Engine.consolidate).
+    corrections_waiting: int = 0
+    next_learning_in: float | None = None

@@ -51,6 +51,18 @@ def describe_idle(status: Any) -> str:
     )
     if status.errors:
         text += f" · {len(status.errors)} skipped"
+    return text + describe_learning(status)
+
+
+def describe_learning(status: Any) -> str:
+    """ " · 3 corrections waiting to be learned (next round in about 40 s)", or ""."""
+    waiting = getattr(status, "corrections_waiting", 0)
+    if not waiting:
+        return ""
+    text = f" · {waiting} correction{'s' * (waiting != 1)} waiting to be learned"
+    due = getattr(status, "next_learning_in", None)
+    if due is not None:
+        text += " (next round starting)" if due < 1 else f" (next round in about {due:.0f} s)"
     return text
 
 

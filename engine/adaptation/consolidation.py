@@ -306,6 +306,23 @@ class ConsolidationScheduler:
         if self.enabled:
             self._thread.start()
 
+    def due_in(self) -> float | None:
+        """Seconds until this scheduler starts a round by itself, or None if it will not.
+
+        0 when the count threshold is met (the next poll starts it); otherwise the
+        rest of the quiet spell, which a new question starts over.
+        """
+        if not self.enabled:
+            return None
+        pending = self._pending()
+        if not pending:
+            return None
+        if self._after and pending >= self._after:
+            return 0.0
+        if self._idle:
+            return max(0.0, self._idle - (time.monotonic() - self._last()))
+        return None
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():

@@ -274,3 +274,18 @@ def test_welcome_text_is_never_cut_off(qtbot: Any) -> None:
         page.show()
         qtbot.wait(10)
         assert label.height() >= label.heightForWidth(label.width()), size
+
+
+def test_idle_line_says_how_many_corrections_wait_and_when_they_are_learned() -> None:
+    from desktop_app.widgets.progress import describe_idle
+    from engine.status import FolderStatus, Status
+
+    folder = FolderStatus(Path("/notes"), 3, 9, None, "ready", ())
+    base = Status((folder,), 3, 9, 9, 0, False, None, ())
+    assert "waiting" not in describe_idle(base)
+    waiting = Status((folder,), 3, 9, 9, 0, False, None, (), False, 2, 41.6)
+    assert describe_idle(waiting).endswith(
+        "· 2 corrections waiting to be learned (next round in about 42 s)"
+    )
+    due = Status((folder,), 3, 9, 9, 0, False, None, (), False, 1, 0.0)
+    assert describe_idle(due).endswith("1 correction waiting to be learned (next round starting)")

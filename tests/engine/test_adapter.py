@@ -409,3 +409,30 @@ def test_answering_holds_training_paused(engine: Engine) -> None:
     )
     assert held and all(held)
     assert not engine._adaptation.pause.held
+
+
+def test_corrections_waiting_are_shown_and_wait_until_learned_learns_them(
+    tmp_path: Path, embedder: Embedder, generator: Generator
+) -> None:
+    """wait_until_idle returned while corrections waited for the scheduler's round
+    (the adapter then knew 9% of 100); status says they wait, wait_until_learned
+    starts the round and returns once they are learned."""
+    config = EngineConfig(
+        use_correction_memory=False,
+        adapter_auto_after=0,
+        adapter_idle_seconds=600,  # a round would start after ten quiet minutes
+        adapter_epochs=TINY.epochs,
+        adapter_learning_rate=TINY.learning_rate,
+        adapter_replay_ratio=TINY.replay_ratio,
+    )
+    with Engine(tmp_path / "data", config, embedder=embedder, generator=generator) as eng:
+        assert eng.status().corrections_waiting == 0
+        eng.record_correction(FACT.question, FACT.answer)
+        assert eng.wait_until_idle(60)  # the queue is empty, yet one correction waits
+        status = eng.status()
+        assert status.corrections_waiting == 1
+        assert status.next_learning_in is not None and 590 < status.next_learning_in <= 600
+        assert eng.wait_until_learned(timeout=600)
+        status = eng.status()
+        assert (status.corrections_waiting, status.next_learning_in) == (0, None)
+        assert eng.adapter_status().version == 1
