@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("question")
     p_ask.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_ask.add_argument("--conversation", default=None, help="id that links follow-ups")
+    sub.add_parser(
+        "prepare",
+        help="check the bundled models load and build the per-user model cache (run by make)",
+    )
     p_gui = sub.add_parser("gui", parents=[common], help="open the desktop window")
     del p_gui
     return parser
@@ -90,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return EXIT_USAGE
+    if args.command == "prepare":
+        return _prepare()
     if getattr(args, "limit", 1) < 1:
         print("kenning: --limit must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -134,6 +140,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kenning: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _prepare() -> int:
+    """Load each bundled model once, so the first start and first answer do not.
+
+    The generator's GGUF is dequantized into the per-user cache (the slow part,
+    tens of seconds, only once per model file); the others only prove they load.
+    """
+    from engine.config import default_cache_dir
+    from engine.embedding import Embedder
+    from engine.generation import Generator
+    from engine.reader import SpanReader, bundled_reader_path
+
+    config = load_config()
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("the embedding model", lambda: Embedder(config.embedding_model, device="cpu")),
+        ("the reader", lambda: SpanReader.load(bundled_reader_path(), device="cpu")),
+        (
+            "the answer model (dequantized once into the per-user cache)",
+            lambda: Generator(config.generator_model, cache_root=default_cache_dir(), device="cpu"),
+        ),
+    ]
+    for what, load in steps:
+        print(f"Preparing {what}…", flush=True)
+        started = time.perf_counter()
+        try:
+            model = load()
+        except ModelNotAvailableError as exc:
+            print(f"kenning: {exc}", file=sys.stderr)
+            return EXIT_NO_MODEL
+        cached = " (from the cache)" if getattr(model, "from_cache", False) else ""
+        print(f"  ready in {time.perf_counter() - started:.1f} s{cached}", flush=True)
+    return EXIT_OK
 
 
 def _data_dir_problem(data_dir: Path) -> str | None:

@@ -23,6 +23,19 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    """Where models made from the shipped files are cached, per user, shared by every
+    library (``~/.cache/Kenning/models`` on Linux; ``KENNING_CACHE_DIR`` overrides).
+
+    The bundled GGUF generator is dequantized once (10-40 s): keyed by the model
+    file's hash, a second data dir does not pay again.
+    """
+    override = os.environ.get("KENNING_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "models"
+
+
 def default_config_path() -> Path:
     """Where :func:`save_config` writes and :func:`load_config` reads settings."""
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"

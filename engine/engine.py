@@ -35,7 +35,7 @@ from engine.adaptation.recall import accept, recall, recalled_answer
 from engine.answer_log import AnswerLog
 from engine.answering import Answer, Strategy, answer_from_hits, condense_query
 from engine.chunk_store import ChunkStore
-from engine.config import EngineConfig
+from engine.config import EngineConfig, default_cache_dir
 from engine.data_lock import DataDirLock
 from engine.embedding import Embedder, select_device
 from engine.errors import (
@@ -224,7 +224,7 @@ class Engine:
                 cfg = self.config
                 self._generator = Generator(
                     cfg.generator_model,
-                    cache_root=self.data_dir / "models",
+                    cache_root=default_cache_dir(),
                     device=cfg.device,
                     dtype=cfg.generator_dtype,
                     threads=cfg.torch_threads,

@@ -86,3 +86,26 @@ def test_which_folders_are_refused(tmp_path: Path) -> None:
         assert "system files" in (refused_folder(Path("/usr/lib/python3")) or "")
     assert refused_folder(Path.home()) is None  # its caches are hidden folders, skipped
     assert refused_folder(tmp_path) is None
+
+
+def test_prepare_fills_the_per_user_cache_once(tmp_path: Path) -> None:
+    """``make run`` runs ``kenning prepare``: the generator is dequantized into the
+    per-user cache then, not at the first question, and only once per model file."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", KENNING_CACHE_DIR=str(tmp_path / "cache"))
+
+    def prepare() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "prepare"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            check=False,
+        )
+        assert done.returncode == EXIT_OK, done.stderr
+        return done.stdout
+
+    first = prepare()
+    assert "Preparing the answer model" in first and "(from the cache)" not in first
+    assert any((tmp_path / "cache").glob("*/config.json"))
+    assert "(from the cache)" in prepare()
