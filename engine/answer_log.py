@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from engine.answering import Answer
-from engine.errors import StoreError
+from engine.errors import StoreDamagedError, StoreError
+from engine.integrity import check_sqlite, move_aside
 from engine.store_format import reconcile_format
+
+log = logging.getLogger(__name__)
 
 
 class AnswerLog:
@@ -25,6 +29,13 @@ class AnswerLog:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            check_sqlite(self._conn, Path(path), "answer history")
+        except StoreDamagedError:
+            # History only: the damaged file is kept aside, answering goes on.
+            self._conn.close()
+            log.warning("answer history %s is damaged; kept as %s", path, move_aside(Path(path)))
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         try:

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import StoreError
+from engine.errors import StoreDamagedError, StoreError
+from engine.integrity import check_sqlite
 from engine.store_format import reconcile_format
 
 FORMAT_VERSION = 1
@@ -173,8 +174,18 @@ class ChunkStore:
         self._write_lock = threading.RLock()
         try:
             conn = self._conn()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a Kenning store: {exc}") from exc
+        try:
+            check_sqlite(conn, path, "search index")
+        except StoreDamagedError as damaged:
+            damaged.folders = self._readable_folders(conn)
+            self.close()
+            raise
+        try:
             conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise StoreError(f"{path} is not a Kenning store: {exc}") from exc
         version = self.get_meta("format_version")
         if version is None:
@@ -185,6 +196,14 @@ class ChunkStore:
             except StoreError:
                 self.close()
                 raise
+
+    @staticmethod
+    def _readable_folders(conn: sqlite3.Connection) -> list[Path]:
+        """The folders a damaged store still lists, to rebuild it from them."""
+        try:
+            return [_fs(str(r[0])) for r in conn.execute("SELECT path FROM folders")]
+        except sqlite3.DatabaseError:
+            return []
 
     def _upgrade(self, found: int) -> None:
         """Run the migration steps from format ``found``, all in one transaction.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import sqlite3
 import threading
 import time
 import uuid
@@ -43,9 +44,12 @@ from engine.errors import (
     EngineError,
     FolderNotFoundError,
     FolderRefusedError,
+    StoreDamagedError,
+    StoreError,
 )
 from engine.generation import Generator, TokenCallback
 from engine.indexing import CancelFlag, Cancelled, Indexer, IndexStats
+from engine.integrity import BACKUP_SUFFIX, move_aside
 from engine.progress import Progress
 from engine.reader import SpanReader, bundled_reader_path
 from engine.reader.answers import read_answer
@@ -126,10 +130,11 @@ class Engine:
         self._lock.acquire()  # before any store is opened: a second writer is refused
         self.config = config or EngineConfig()
         try:
-            self.store = ChunkStore(self.data_dir / STORE_FILE)
+            self.store = self._open_store()
         except BaseException:
             self._lock.release()
             raise
+        self._learning_damage: StoreDamagedError | None = None  # corrections unreadable
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
         self._generator = generator
@@ -193,6 +198,32 @@ class Engine:
             self._submit_sync(folder.path)
 
     # -- context manager -----------------------------------------------------------------
+    def _open_store(self) -> ChunkStore:
+        """The chunk store; a damaged one is moved aside and rebuilt from the files.
+
+        Everything in it is derived from the folders' files, so the damaged copy is
+        kept (``kenning.sqlite3.damaged-<time>``) and the folders it still lists are
+        indexed again into a new store; the vector index goes with it (its keys
+        are the old store's ids). Status lists what happened.
+        """
+        path = self.data_dir / STORE_FILE
+        try:
+            return ChunkStore(path)
+        except StoreDamagedError as damaged:
+            kept = move_aside(path)
+            (self.data_dir / INDEX_FILE).unlink(missing_ok=True)
+            log.error("%s Rebuilding it from the files; the damaged copy is %s", damaged, kept)
+            store = ChunkStore(path)
+            for folder in damaged.folders:
+                store.add_folder(folder)
+            store.record_error(
+                path,
+                None,
+                f"the search index was damaged ({damaged.detail}); it is rebuilt from your "
+                f"files, the damaged copy is kept as {kept.name}",
+            )
+            return store
+
     def __enter__(self) -> Engine:
         return self
 
@@ -355,14 +386,16 @@ class Engine:
         log_ = self._answers()
         previous = log_.last_turn(conversation_id) if conversation_id else None
         query = condense_query(question, *(previous or (None, "")))
-        match = self._correction_memory().lookup(question) if cfg.use_correction_memory else None
+        learning = self._learning_usable()
+        memory_on = cfg.use_correction_memory and learning
+        match = self._correction_memory().lookup(question) if memory_on else None
         hits = self.search(query, limit=cfg.answer_passages)
         retrieved = time.perf_counter()
         if match is not None:
             answer = _corrected_answer(question, hits, match)
             if on_token is not None:
                 on_token(answer.text)
-        elif (recalled := self._recall(question, hits, on_token)) is not None:
+        elif learning and (recalled := self._recall(question, hits, on_token)) is not None:
             answer = recalled  # the adapted generator remembers a correction (layer 2)
         elif cfg.answer_strategy == Strategy.READER.value:
             answer = read_answer(
@@ -493,10 +526,44 @@ class Engine:
         return forgotten
 
     def _corrections_store(self) -> CorrectionStore:
+        """The corrections; raises :class:`StoreDamagedError` (kept untouched) if damaged."""
         with self._adapt_lock:
+            if self._learning_damage is not None:
+                raise self._learning_damage
             if self._correction_store is None:
-                self._correction_store = CorrectionStore(self.data_dir / CORRECTIONS_FILE)
+                try:
+                    self._correction_store = CorrectionStore(self.data_dir / CORRECTIONS_FILE)
+                except StoreDamagedError as damaged:
+                    self._learning_damage = self._explain_damaged_corrections(damaged)
+                    raise self._learning_damage from damaged
             return self._correction_store
+
+    def _explain_damaged_corrections(self, damaged: StoreDamagedError) -> StoreDamagedError:
+        backup = Path(str(damaged.path) + BACKUP_SUFFIX)
+        if backup.is_file():
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(backup.stat().st_mtime))
+            advice = (
+                f"Your last good copy is {backup.name} from {when}: close Kenning and copy "
+                f"it over {damaged.path.name} to get your corrections back."
+            )
+        else:
+            advice = "There is no backup copy yet (one is made at each clean shutdown)."
+        explained = StoreDamagedError(
+            damaged.path,
+            damaged.what,
+            f"{damaged.detail}. It is left as it is; search and answers work without it. {advice}",
+        )
+        self.store.record_error(damaged.path, None, explained.detail)
+        log.error("%s", explained)
+        return explained
+
+    def _learning_usable(self) -> bool:
+        """Whether the corrections open: search and answers go on without them if not."""
+        try:
+            self._corrections_store()
+        except StoreError:
+            return False
+        return True
 
     def _correction_memory(self) -> CorrectionMemory:
         with self._adapt_lock:
@@ -716,9 +783,30 @@ class Engine:
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         index = self._wait_for_index()
         boosts: dict[int, float] = {}
-        if feedback and query.strip() and len(self._feedback_boosts()):
+        if feedback and query.strip() and self._learning_usable() and len(self._feedback_boosts()):
             boosts = self._feedback_boosts().boosts(self.embedder.embed_query(query))
-        hits = hybrid_search(
+        try:
+            hits = self._search(query, limit, index, boosts, mode, fusion)
+        except sqlite3.DatabaseError as exc:  # damage that appeared after open
+            raise StoreError(
+                f"The search index {self.store.path} is damaged ({exc}). Restart Kenning: "
+                "it checks the file at start and rebuilds it from your files."
+            ) from exc
+        if not boosts:
+            return hits
+        extra = self.store.get_chunks(k for k, v in boosts.items() if v > 0)
+        return apply_boosts(hits, boosts, extra.values())[:limit]
+
+    def _search(
+        self,
+        query: str,
+        limit: int,
+        index: USearchIndex,
+        boosts: dict[int, float],
+        mode: SearchMode | str,
+        fusion: str | None,
+    ) -> list[Hit]:
+        return hybrid_search(
             query,
             store=self.store,
             index=index,
@@ -730,10 +818,6 @@ class Engine:
             dense_weight=self.config.dense_weight,
             rrf_k=self.config.rrf_k,
         )
-        if not boosts:
-            return hits
-        extra = self.store.get_chunks(k for k, v in boosts.items() if v > 0)
-        return apply_boosts(hits, boosts, extra.values())[:limit]
 
     def wait_until_learned(self, timeout: float = 3600.0) -> bool:
         """Block until the answer model and the reader have learned every correction.
@@ -899,6 +983,10 @@ class Engine:
         if self._answer_log is not None:
             self._answer_log.close()
         if self._correction_store is not None:
+            try:  # a clean shutdown leaves a copy the person can restore from
+                self._correction_store.backup()
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("could not back up the corrections: %s", exc)
             self._correction_store.close()
         self._lock.release()
 

@@ -35,6 +35,25 @@ class StoreError(EngineError):
     """The on-disk store is unusable (wrong format version, unreadable file)."""
 
 
+class StoreDamagedError(StoreError):
+    """A store's file failed SQLite's integrity check when it was opened.
+
+    Attributes:
+        path: The damaged file.
+        what: Which store, in words ("search index", "corrections").
+        detail: What SQLite found.
+        folders: For the search index, the folders it listed if they could still be
+            read (to rebuild it from the files).
+    """
+
+    def __init__(self, path: Path | str, what: str, detail: str) -> None:
+        super().__init__(f"The {what} file {path} is damaged ({detail}).")
+        self.path = Path(path)
+        self.what = what
+        self.detail = detail
+        self.folders: list[Path] = []
+
+
 class FolderNotFoundError(EngineError):
     """A folder given to the engine does not exist or is not a directory."""
 

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import StoreError
+from engine.errors import StoreDamagedError, StoreError
+from engine.integrity import backup_sqlite, check_sqlite
 from engine.store_format import reconcile_format
 
 FORMAT_VERSION = 1
@@ -117,6 +118,12 @@ class CorrectionStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            # Never rebuilt: a damaged file is left as it is (see engine.integrity).
+            check_sqlite(self._conn, self.path, "corrections")
+        except StoreDamagedError:
+            self._conn.close()
+            raise
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before add() returns, even across a power cut.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -128,6 +135,11 @@ class CorrectionStore:
             raise
         self._conn.executescript(_SCHEMA)
         self._conn.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+
+    def backup(self) -> Path:
+        """Copy the corrections to ``corrections.sqlite3.bak`` (at each clean shutdown)."""
+        with self._lock:
+            return backup_sqlite(self._conn, self.path)
 
     # -- corrections ---------------------------------------------------------------------
     def add(self, question: str, answer: str, *, answer_id: str | None = None) -> Correction:
