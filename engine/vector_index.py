@@ -7,8 +7,11 @@ index and wherever a just-added key must be found for certain.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import threading
+import zlib
 from pathlib import Path
 from typing import Protocol
 
@@ -65,6 +68,7 @@ class USearchIndex:
     def load(cls, path: Path, dim: int) -> USearchIndex:
         """Open a saved index; raises ValueError if it is unreadable or of another size."""
         index = cls(dim)
+        _verify_checksum(path)
         try:
             index._index.load(str(path))
         except Exception as exc:  # USearch raises RuntimeError/ValueError for bad files
@@ -120,7 +124,53 @@ class USearchIndex:
         with self._lock:
             self._index.save(str(tmp))
         _fsync_file(tmp)
+        _record_checksum(path, tmp)  # before the rename: a crash between the two is fine
         os.replace(tmp, path)
+
+
+# USearch loads a file with garbage in the middle without a word (4 KiB of it left
+# three passages with broken vectors, missing from dense search for good). A CRC-32
+# beside the file, checked at load, turns that into a rebuild from the stored texts.
+# The sidecar names the new file's checksum and the previous one's, so a crash
+# between writing it and renaming the new file into place still verifies.
+CHECKSUM_SUFFIX = ".crc.json"
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(4 * 1024 * 1024):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _record_checksum(path: Path, new_file: Path) -> None:
+    sidecar = Path(str(path) + CHECKSUM_SUFFIX)
+    previous = None
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        previous = int(json.loads(sidecar.read_text(encoding="utf-8"))["crc32"])
+    tmp = Path(str(sidecar) + ".tmp")
+    tmp.write_text(json.dumps({"crc32": _crc32(new_file), "previous": previous}), "utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, sidecar)
+
+
+def _verify_checksum(path: Path) -> None:
+    """Raise ValueError when ``path`` matches neither checksum its sidecar records.
+
+    A file saved before checksums existed (no sidecar) is trusted as before.
+    """
+    sidecar = Path(str(path) + CHECKSUM_SUFFIX)
+    try:
+        recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    try:
+        actual = _crc32(path)
+    except OSError as exc:
+        raise ValueError(f"unreadable vector index {path}: {exc}") from exc
+    if actual not in (recorded.get("crc32"), recorded.get("previous")):
+        raise ValueError(f"vector index {path} is damaged (checksum mismatch)")
 
 
 class ExactIndex:

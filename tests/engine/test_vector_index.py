@@ -91,3 +91,36 @@ def test_load_rejects_a_corrupt_file(tmp_path: Path) -> None:
     path.write_bytes(b"not an index at all" * 10)
     with pytest.raises(ValueError):
         USearchIndex.load(path, DIM)
+
+
+def test_garbage_in_the_middle_is_caught_by_the_checksum(tmp_path: Path) -> None:
+    """USearch itself loaded such a file without a word and served broken vectors."""
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2000, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = USearchIndex(DIM)
+    index.add(np.arange(2000, dtype=np.uint64), vectors)
+    path = tmp_path / "vectors.usearch"
+    index.save(path)
+    assert len(USearchIndex.load(path, DIM)) == 2000  # a sound file loads
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        f.write(rng.bytes(4096))
+    with pytest.raises(ValueError, match="checksum"):
+        USearchIndex.load(path, DIM)
+
+
+def test_a_crash_between_checksum_and_rename_still_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "vectors.usearch"
+    first = USearchIndex(DIM)
+    first.add(np.arange(3, dtype=np.uint64), np.eye(3, DIM, dtype=np.float32))
+    first.save(path)
+    second = USearchIndex(DIM)
+    second.add(np.arange(5, dtype=np.uint64), np.eye(5, DIM, dtype=np.float32))
+    tmp = tmp_path / "next.usearch"
+    second._index.save(str(tmp))
+    from engine.vector_index import _record_checksum
+
+    _record_checksum(path, tmp)  # the sidecar names the new file, the old one is still there
+    assert len(USearchIndex.load(path, DIM)) == 3
