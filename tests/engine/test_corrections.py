@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sqlite3
 import subprocess
@@ -254,25 +255,24 @@ def test_correct_then_ask_again_rephrase_override_and_forget(engine: Engine) -> 
     assert restored.correction is None and restored.text == before.text
 
 
-def test_memory_can_be_turned_off(engine: Engine, tmp_path: Path) -> None:
-    fix = engine.record_correction("Who planted the tomatoes?", "Tomas")
-    try:
+def test_memory_can_be_turned_off(tmp_path: Path, embedder: Embedder, generator: Generator) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name, text in NOTES.items():
+        (notes / name).write_text(text, encoding="utf-8")
+    data = tmp_path / "data"
+    on = EngineConfig(max_new_tokens=8, adapter_auto_after=0, adapter_idle_seconds=0)
+    with Engine(data, on, embedder=embedder, generator=generator) as engine:
+        engine.add_folder(notes)
+        assert engine.wait_until_idle(120)
+        fix = engine.record_correction("Who planted the tomatoes?", "Tomas")
         assert "Tomas" in engine.ask("Who planted the tomatoes?").text
-        off = Engine(
-            engine.data_dir,
-            EngineConfig(use_correction_memory=False, max_new_tokens=8, adapter_auto_after=0),
-            embedder=engine.embedder,
-            generator=engine.generator,
-        )
-        # A second engine on the same data dir only reads here; the first owns the writer.
-        try:
-            answer = off.ask("Who planted the tomatoes?")
-            assert answer.correction is None and "Tomas" not in answer.text
-            assert [c.id for c in off.corrections()][-1] == fix.id  # durable, shared
-        finally:
-            off.close()
-    finally:
-        engine.forget_correction(fix.id)
+    # One engine per data dir: the same library reopened with the memory off.
+    off = dataclasses.replace(on, use_correction_memory=False)
+    with Engine(data, off, embedder=embedder, generator=generator) as engine:
+        answer = engine.ask("Who planted the tomatoes?")
+        assert answer.correction is None and "Tomas" not in answer.text
+        assert [c.id for c in engine.corrections()][-1] == fix.id  # durable, shared
 
 
 CHILD = textwrap.dedent(
