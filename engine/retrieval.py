@@ -72,11 +72,20 @@ def fuse_scores(
     """Convex combination of min-max normalised scores, best first.
 
     A candidate missing from one list gets that list's lowest normalised score (0).
+    Equal scores are common: the top of one list alone scores exactly what the top
+    of the other alone does. Such ties go to the candidate both retrievers found,
+    then to the better keyword match: for a query of one rare word (a code, a name)
+    dense scores are noise, and a burst of 500 notes each with a unique code word
+    left 3 of them behind an older, unrelated passage that only won on chunk id.
 
     >>> fuse_scores({1: 0.9, 2: 0.5}, {2: 12.0, 3: 4.0})
-    [(1, 0.5), (2, 0.5), (3, 0.0)]
+    [(2, 0.5), (1, 0.5), (3, 0.0)]
+    >>> fuse_scores({1: 0.9, 2: 0.5}, {3: 12.0, 4: 4.0})
+    [(3, 0.5), (1, 0.5), (2, 0.0), (4, 0.0)]
     """
     fused: dict[int, float] = {}
+    found_by: dict[int, int] = {}
+    keyword: dict[int, float] = {}
     for scores, weight in ((dense, dense_weight), (bm25, 1.0 - dense_weight)):
         if not scores:
             continue
@@ -85,7 +94,13 @@ def fuse_scores(
         for key, value in scores.items():
             norm = (value - lo) / span if span > 1e-12 else 1.0
             fused[key] = fused.get(key, 0.0) + weight * norm
-    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+            found_by[key] = found_by.get(key, 0) + 1
+            if scores is bm25:
+                keyword[key] = norm
+    return sorted(
+        fused.items(),
+        key=lambda kv: (-round(kv[1], 12), -found_by[kv[0]], -keyword.get(kv[0], 0.0), kv[0]),
+    )
 
 
 def search(

@@ -585,3 +585,33 @@ def test_killed_during_a_burst_converges_on_restart(
         status = eng.status()
         assert status.vectors == status.chunks > 0
         assert found(eng, "comets", folder / "n199.txt")
+
+
+def test_a_burst_of_new_files_is_all_found_by_its_code_words(engine: Engine, folder: Path) -> None:
+    """500 new files while searching: 12 of them could not be found by their unique
+    code word afterwards. Every one was stored; equal fused scores (a keyword-only
+    hit against a dense-only one) went to the older chunk. Now each file is stored,
+    embedded and the first hit for its code word."""
+    import random
+    import string
+
+    for i in range(20):
+        (folder / f"seed{i}.md").write_text(f"Seed note {i} about gardens.\n")
+    watched(engine, folder)
+    rng = random.Random(0)
+    codes: dict[str, str] = {}
+    for i in range(500):
+        code = "".join(rng.choice(string.ascii_lowercase) for _ in range(8))
+        name = f"d{i % 7}/burst{i}.md"
+        codes[name] = code
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_text(
+            f"# Burst {i}\n\nThe code word is {code}. Some filler about rivers and hills.\n"
+        )
+        if i % 50 == 0:
+            engine.search("rivers and hills", limit=3)  # searching while the burst lands
+    assert engine.wait_until_idle(600)
+    status = engine.status()
+    assert status.files == 520 and status.vectors == status.chunks
+    lost = [n for n, code in codes.items() if engine.search(code, limit=1)[0].path != folder / n]
+    assert lost == []
