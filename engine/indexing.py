@@ -282,6 +282,13 @@ class Indexer:
             overlap_tokens=cfg.overlap_tokens,
             token_limit=self.embedder.max_tokens,
         )
+        if len(chunks) > cfg.max_file_chunks:
+            share = chunks[cfg.max_file_chunks].start / max(1, len(document.text))
+            note = (
+                f"only its first {cfg.max_file_chunks} passages ({share:.0%} of its text) are "
+                "indexed: the limit per file"
+            )
+            chunks = chunks[: cfg.max_file_chunks]
         prepared = self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
         prepared.note = note
         return prepared
