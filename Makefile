@@ -44,7 +44,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
-# Retrain the span reader into resources/reader (seeded; ~25 min on 2 CPU cores), then
+# Retrain the span reader into resources/reader (seeded; 35-55 min on 2 CPU cores), then
 # calibrate its abstention on the calibration split with the real engine.
 train-reader: $(STAMP)
 	$(BIN)/python -m bench.train_reader
