@@ -61,12 +61,30 @@ class _Unit:
 class _TokenCounter:
     """Counts word pieces of any span after tokenizing the whole text once."""
 
+    # Text is tokenized in pieces of about this many characters, cut at whitespace:
+    # one call on a multi-megabyte line held every offset pair of it as Python
+    # tuples at once (gigabytes for a minified file).
+    PIECE = 64_000
+
     def __init__(self, text: str, tokenizer: Any) -> None:
-        encoded = tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
-        offsets: Sequence[tuple[int, int]] = encoded["offset_mapping"]
-        self.starts = [s for s, _ in offsets]
+        self.starts: list[int] = []
+        lo = 0
+        while lo < len(text):
+            hi = min(len(text), lo + self.PIECE)
+            if hi < len(text):
+                cut = max(text.rfind(" ", lo, hi), text.rfind("\n", lo, hi))
+                hi = cut + 1 if cut > lo else hi  # no whitespace: cut anyway
+            encoded = tokenizer(
+                text[lo:hi],
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+                verbose=False,
+            )
+            offsets: Sequence[tuple[int, int]] = encoded["offset_mapping"]
+            self.starts.extend(lo + s for s, _ in offsets)
+            lo = hi
 
     def count(self, start: int, end: int) -> int:
         return bisect.bisect_left(self.starts, end) - bisect.bisect_left(self.starts, start)

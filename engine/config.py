@@ -61,12 +61,12 @@ class EngineConfig:
     # Files above this size are skipped with a reason instead of stalling the indexer.
     max_file_bytes: int = 64 * 1024 * 1024
     # Text indexed per file, in characters; the rest is left out and the file listed
-    # with a note. About 60 s of embedding on 2 CPU cores (~4,000 passages): one huge
+    # with a note. Prose of this length fills about max_file_chunks passages: one huge
     # log or minified file must not hold the folder's only writer for minutes.
-    max_text_chars: int = 4_000_000
-    # Passages embedded per file (~35 s on 2 CPU cores): text that tokenizes densely
-    # (minified JSON: ~2 characters per token) reaches it well before max_text_chars.
-    max_file_chunks: int = 2500
+    max_text_chars: int = 2_000_000
+    # Passages embedded per file (~30 s on 2 CPU cores): text that tokenizes densely
+    # (minified JSON: ~2 characters per token) reaches it before max_text_chars.
+    max_file_chunks: int = 2000
     # Texts per forward pass of the embedding model. Texts are length-sorted first, so
     # small batches waste little padding, and a search waits for at most one batch.
     embed_batch_size: int = 16
