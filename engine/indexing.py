@@ -59,6 +59,9 @@ class IndexStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+_BIG_FILE_BYTES = 1 << 20
+
+
 @dataclass
 class _Prepared:
     """A parsed, chunked file waiting for its new chunks' vectors."""
@@ -164,6 +167,9 @@ class Indexer:
             self.store.clear_error(path)
         stats.files_seen = len(report.files)
         stats.files_skipped_unchanged = len(report.files) - len(changed)
+        # Big files last: one that takes minutes to embed (a 600-page book, a huge
+        # export) must not keep the rest of the folder out of search meanwhile.
+        changed.sort(key=lambda f: f.size >= _BIG_FILE_BYTES)
         progress.begin(f"Indexing {folder.path}", total=len(changed))
         # New files first: one renamed while Kenning was closed takes over its old
         # record (and vectors) before the old path is forgotten.
@@ -273,6 +279,7 @@ class Indexer:
         except ParseError as exc:
             self._fail(scanned, folder_id, exc.reason, stats)
             return None
+        text_length = len(document.text)
         document, note = cap_text(document, cfg.max_text_chars)
         chunks = split_document(
             document,
@@ -283,7 +290,7 @@ class Indexer:
             token_limit=self.embedder.max_tokens,
         )
         if len(chunks) > cfg.max_file_chunks:
-            share = chunks[cfg.max_file_chunks].start / max(1, len(document.text))
+            share = chunks[cfg.max_file_chunks].start / max(1, text_length)
             note = (
                 f"only its first {cfg.max_file_chunks} passages ({share:.0%} of its text) are "
                 "indexed: the limit per file"
