@@ -281,6 +281,7 @@ class Indexer:
             return None
         text_length = len(document.text)
         document, note = cap_text(document, cfg.max_text_chars)
+        note = document.note or note
         chunks = split_document(
             document,
             self.embedder.tokenizer,

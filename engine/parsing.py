@@ -46,6 +46,8 @@ class ParsedDocument:
     headings: tuple[Heading, ...] = ()
     # page_starts[i] is the offset where page i + 1 begins; empty when pages do not apply.
     page_starts: tuple[int, ...] = ()
+    # Read only in part (a truncated file): what the person should know.
+    note: str | None = None
 
     def page_at(self, offset: int) -> int | None:
         """1-based page number containing ``offset``, or None for unpaged documents."""
@@ -532,6 +534,7 @@ def cap_text(document: ParsedDocument, max_chars: int) -> tuple[ParsedDocument, 
         document.kind,
         tuple(h for h in document.headings if h.start < cut),
         tuple(p for p in document.page_starts if p < cut),
+        document.note,
     )
     note = (
         f"only the first {cut / 1e6:.1f} million characters are indexed: its text is longer"
@@ -549,8 +552,16 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
+    truncated = False
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        except Exception:
+            repaired = _close_truncated_pdf(data)
+            if repaired is None:
+                raise
+            reader = pypdf.PdfReader(io.BytesIO(repaired), strict=False)
+            truncated = True
         if reader.is_encrypted and not reader.decrypt(""):
             raise _Rejected("encrypted PDF")
         pages = list(reader.pages)
@@ -560,6 +571,7 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
         raise _Rejected("encrypted PDF") from error
     except Exception as error:
         raise _Rejected(f"corrupt or unreadable PDF: {_short(error)}") from error
+
     texts: list[str] = []
     failure: Exception | None = None
     for page in pages:
@@ -569,12 +581,61 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
             failure = failure or error
             texts.append("")
     if not any(texts):
+        if truncated:
+            raise _Rejected("truncated PDF: no complete page with text")
         if failure is not None:
             raise _Rejected(f"corrupt or unreadable PDF: {_short(failure)}")
         raise _Rejected("no extractable text (scanned PDF?)")
     separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
     starts = tuple(itertools.accumulate(separated, initial=0))
-    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "pdf", page_starts=starts)
+    note = None
+    if truncated:
+        note = (
+            f"the PDF is cut short: its {len(pages)} complete pages are indexed, the rest is lost"
+        )
+    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "pdf", page_starts=starts, note=note)
+
+
+_PDF_OBJECT = re.compile(rb"(?<![0-9])([0-9]+)\s+([0-9]+)\s+obj\b")
+_PDF_CATALOG = re.compile(rb"([0-9]+)\s+0\s+obj\s*<<(?:(?!endobj).){0,400}?/Type\s*/Catalog", re.S)
+
+
+def _close_truncated_pdf(data: bytes) -> bytes | None:
+    """A truncated PDF (a download or copy cut short) given back its missing tail.
+
+    The cross-reference table and trailer come last in a PDF, so a cut file has
+    neither, and pypdf gives up on all of it. Rebuilt from where each ``N 0 obj``
+    starts and which object is the catalog, its complete pages read as usual (a
+    page whose objects were cut off reads as empty). None when the file is not
+    cut short (it ends with ``%%EOF``) or has no catalog to start from.
+    """
+    if b"%%EOF" in data[-1024:]:
+        return None
+    catalog = _PDF_CATALOG.search(data)
+    if catalog is None:
+        return None
+    starts = [(m.start(), int(m[1])) for m in _PDF_OBJECT.finditer(data) if m[2] == b"0"]
+    offsets: dict[int, int] = {}
+    end = 0
+    for (start, number), (following, _) in zip(starts, [*starts[1:], (len(data), 0)], strict=True):
+        closed = data.find(b"endobj", start, following)
+        if closed >= 0:  # complete objects only: the one cut in half is left out
+            offsets[number] = start
+            end = closed + len(b"endobj")
+    if not offsets:
+        return None
+    size = max(offsets) + 1
+    body = data[:end] + b"\n"
+    table = [b"xref\n0 %d\n0000000000 65535 f \n" % size]
+    for number in range(1, size):
+        where = offsets.get(number)
+        table.append(b"%010d 00000 n \n" % where if where is not None else b"0000000000 65535 f \n")
+    trailer = b"trailer\n<< /Size %d /Root %s 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size,
+        catalog[1],
+        len(body),
+    )
+    return body + b"".join(table) + trailer
 
 
 # --- Registry and entry points ---------------------------------------------------------

@@ -210,3 +210,17 @@ def test_file_names_that_are_not_utf8_are_stored_and_found(tmp_path: Path, embed
     with Engine(tmp_path / "data", embedder=embedder) as engine:  # and after a restart
         assert engine.wait_until_idle(timeout=120)
         assert engine.status().files == 7
+
+
+def test_a_truncated_pdf_gives_its_complete_pages(tmp_path: Path) -> None:
+    """A download cut short lost the whole file before; its complete pages are read."""
+    from tests.engine.documents import make_pdf
+
+    data = make_pdf([["Page one about apples."], ["Page two about rivers."], ["Page three."]])
+    document = parse_bytes(Path("cut.pdf"), data[: int(len(data) * 0.6)])
+    assert document.text == "Page one about apples.\n\nPage two about rivers."
+    assert document.page_starts == (0, 24)
+    assert document.note is not None and "cut short" in document.note
+    assert parse_bytes(Path("whole.pdf"), data).note is None
+    with pytest.raises(ParseError, match="truncated PDF"):
+        parse_bytes(Path("stub.pdf"), data[: int(len(data) * 0.2)])
