@@ -296,12 +296,20 @@ class EngineBridge(QObject):
         self._timer.timeout.connect(self.refresh_status)
         self._poll_status = poll_status
         self._threads: dict[str, QThread] = {}
+        self._ending: list[QThread] = []  # old lanes' threads still finishing
         self._runners: dict[str, _Runner] = {}
         self._dispatch: dict[str, _Dispatch] = {}
         self._make_lanes()
 
     def _make_lanes(self) -> None:
         restarting = bool(self._threads)
+        for lane, old_thread in self._threads.items():
+            if old_thread.isRunning():
+                # Dropping the last reference to a running QThread is a qFatal (seen
+                # in the restart test on a loaded machine): keep it until it ends.
+                log.warning("lane %s still running at restart; kept until it ends", lane)
+                self._ending.append(old_thread)
+                old_thread.finished.connect(self._reap_ended)
         old_dispatch = list(self._dispatch.values())
         old_worker: _EngineWorker | None = getattr(self, "_worker", None)
         worker = _EngineWorker(self.data_dir, self.config, self._embedder, self._generator)
@@ -330,6 +338,11 @@ class EngineBridge(QObject):
         self._sig_close.connect(worker.close)
         worker.sig_started.connect(self._on_started)
         worker.sig_start_failed.connect(self._on_start_failed)
+
+    @Slot()
+    def _reap_ended(self) -> None:
+        # ``finished`` comes just before the thread ends: a short wait sees it end.
+        self._ending = [t for t in self._ending if not t.wait(100)]
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:

@@ -33,7 +33,9 @@ class DataDirLock:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._lock = FileLock(str(data_dir / LOCK_FILE), timeout=0)
+        # Not thread-local (filelock's default): an engine may be closed from another
+        # thread than the one that opened it (the window restarts engines so).
+        self._lock = FileLock(str(data_dir / LOCK_FILE), timeout=0, thread_local=False)
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`DataDirInUseError` naming its holder."""

@@ -95,3 +95,20 @@ def test_reader_beside_a_writer_process_and_no_stale_lock(tmp_path: Path, embedd
     with Engine(data, embedder=embedder) as engine:
         assert engine.wait_until_idle(timeout=120)
         assert engine.status().files == 2
+
+
+def test_the_lock_is_released_from_any_thread(tmp_path: Path) -> None:
+    """The window opens an engine on one thread and may close it on another; a
+    thread-local lock stayed held, and the restarted engine was refused."""
+    import threading
+
+    from engine.data_lock import DataDirLock
+
+    first = DataDirLock(tmp_path)
+    opener = threading.Thread(target=first.acquire)
+    opener.start()
+    opener.join()
+    first.release()  # on this thread
+    second = DataDirLock(tmp_path)
+    second.acquire()
+    second.release()
