@@ -40,6 +40,13 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_A_FOLDER, EXIT_NO_MODEL, EXIT_INTERRUP
 )
 
 
+def _folder_arg(text: str) -> Path:
+    """A PATH argument; an empty one is a usage error (``Path('')`` is the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a folder")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kenning",
@@ -55,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
     p_index = sub.add_parser("index", parents=[common], help="index folders and wait until done")
-    p_index.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_index.add_argument("paths", nargs="+", type=_folder_arg, metavar="PATH")
     p_search = sub.add_parser("search", parents=[common], help="search the indexed passages")
     p_search.add_argument("query")
     p_search.add_argument("--limit", type=int, default=10, help="most results (default 10)")
@@ -64,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_status = sub.add_parser("status", parents=[common], help="folders, counts, skipped files")
     p_status.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_watch = sub.add_parser("watch", parents=[common], help="index folders and keep them in sync")
-    p_watch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p_watch.add_argument("paths", nargs="+", type=_folder_arg, metavar="PATH")
     p_ask = sub.add_parser("ask", parents=[common], help="answer from the indexed documents")
     p_ask.add_argument("question")
     p_ask.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -102,12 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for text in [getattr(args, "query", None), getattr(args, "question", None)]:
         if text is not None and not text.strip():
             print(f"kenning {args.command}: give some words to look for", file=sys.stderr)
-            return EXIT_USAGE
-    for path in getattr(args, "paths", []):
-        if not str(path).strip() or str(path) == ".":  # argparse turns '' into Path('.')
-            if str(path) == "." and "." in argv:
-                continue  # an explicit "." is the current folder, on purpose
-            print(f"kenning {args.command}: an empty path is not a folder", file=sys.stderr)
             return EXIT_USAGE
     data_dir = args.data_dir or default_data_dir()
     problem = _data_dir_problem(data_dir)

@@ -17,14 +17,12 @@ from pathlib import Path
 from engine.chunk_store import ChunkStore
 from engine.config import EngineConfig
 from engine.embedding import Embedder
+from engine.engine import INDEX_FILE, STORE_FILE
 from engine.errors import StoreError
 from engine.retrieval import Hit, SearchMode
 from engine.retrieval import search as hybrid_search
 from engine.status import FolderStatus, Status
 from engine.vector_index import USearchIndex
-
-STORE_FILE = "kenning.sqlite3"  # the same names as engine.engine's
-INDEX_FILE = "vectors.usearch"
 
 
 class LibraryReader:
