@@ -36,7 +36,9 @@ from pathlib import Path
 
 from bench.common import FIXTURE as QA_FIXTURE
 from bench.common import machine, normalize_answer
-from engine.adaptation.adapter import (
+from engine.config import EngineConfig
+from engine.generation import Generator
+from engine.learning.adapter import (
     Example,
     TrainingCancelled,
     TrainSettings,
@@ -45,15 +47,13 @@ from engine.adaptation.adapter import (
     lora_model,
     train_round,
 )
-from engine.adaptation.recall import (
+from engine.learning.recall import (
     ANCHOR_QUESTIONS,
     Recalled,
     accept,
     cached_base_answers,
     recall,
 )
-from engine.config import EngineConfig
-from engine.generation import Generator
 
 EDITS = Path(__file__).parent / "data" / "edits_fixture.json"
 CALIBRATION_ARTICLES = 12
@@ -160,9 +160,9 @@ def quality(
     limit: int,
 ) -> tuple[list[Scored], str]:
     """Train one round on the fixture's records, then ask every question; (rows, summary)."""
-    from engine.adaptation.corrections import Correction
-    from engine.adaptation.memory import CorrectionMemory
     from engine.embedding import Embedder
+    from engine.learning.corrections import Correction
+    from engine.learning.memory import CorrectionMemory
 
     records, _ = load_edits()
     records = records[:limit]

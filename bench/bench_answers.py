@@ -23,8 +23,9 @@ from pathlib import Path
 
 from bench.common import Question, machine, normalize_answer, percentile, token_f1, write_articles
 from engine import Engine, EngineConfig, Hit
-from engine.answering import Answer, Strategy, answer_from_hits, best_similarity, uncovered
 from engine.generation import GEMMA_3_270M, Generator
+from engine.reader.answer import Answer, Strategy
+from engine.reader.generator_answers import answer_from_hits, best_similarity, uncovered
 
 CALIBRATION_ARTICLES = 12
 MAX_FALSE_ABSTENTION = 0.08  # on calibration; the goal on held-out questions is < 0.10

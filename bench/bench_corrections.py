@@ -28,9 +28,9 @@ import numpy as np
 
 from bench.common import Question, machine, normalize_answer, percentile, write_articles
 from engine import Engine, EngineConfig
-from engine.adaptation.corrections import Correction
-from engine.adaptation.memory import CorrectionMemory, fit_gate, gate_probability
 from engine.embedding import Embedder
+from engine.learning.corrections import Correction
+from engine.learning.memory import CorrectionMemory, fit_gate, gate_probability
 
 FIXTURE = Path(__file__).parent / "data" / "edits_fixture.json"
 MAX_NEAR_MISS_CALIBRATION = 0.02
@@ -249,7 +249,7 @@ def bench_memory(
     )
     # What ask consults first; a miss there goes on to the generator, which is slow on 2
     # busy cores and says nothing about the trigger.
-    memory = eng._correction_memory()
+    memory = eng.learning.memory()
     near = [memory.lookup(n) is not None for e in test for n in e.near_misses]
     rows.append(("near-miss false triggers", _rate(near)))
     same = [eng.ask(q).text == t for q, t in zip(unrelated, base_unrelated, strict=True)]

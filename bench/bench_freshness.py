@@ -36,10 +36,10 @@ import numpy as np
 
 from bench.common import machine, percentile
 from engine import Engine
-from engine.chunk_store import ChunkStore, NewChunk
 from engine.embedding import Embedder
-from engine.engine import INDEX_FILE, STORE_FILE
-from engine.vector_index import USearchIndex
+from engine.library.chunk_store import ChunkStore, NewChunk
+from engine.library.library import INDEX_FILE, STORE_FILE
+from engine.library.vector_index import USearchIndex
 
 OPS = ("create", "edit", "rename", "delete")
 POLL = 0.01  # seconds between searches while waiting for a change to show

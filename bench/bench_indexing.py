@@ -26,7 +26,7 @@ import numpy as np
 from bench.common import machine, write_articles
 from engine import Engine, EngineConfig
 from engine.embedding import Embedder
-from engine.vector_index import USearchIndex
+from engine.library.vector_index import USearchIndex
 
 
 def throughput(embedder: Embedder, root: Path, repeats: int) -> list[tuple[float, float]]:

@@ -32,10 +32,11 @@ from pathlib import Path
 from bench.common import Question, machine, normalize_answer, percentile, token_f1
 from bench.squad import write_library
 from engine import Engine, EngineConfig
-from engine.answering import Answer, split_sentences
 from engine.embedding import Embedder
 from engine.generation import GEMMA_3_270M, Generator
 from engine.reader import SpanReader
+from engine.reader.answer import Answer
+from engine.reader.generator_answers import split_sentences
 
 Row = dict[str, float | str]
 

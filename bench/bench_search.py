@@ -23,8 +23,8 @@ import numpy as np
 
 from bench.common import machine, percentile, write_articles
 from engine import Engine
-from engine.chunk_store import NewChunk
 from engine.embedding import Embedder
+from engine.library.chunk_store import NewChunk
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
@@ -36,7 +36,7 @@ def fill(
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     folder = engine.store.add_folder(Path("/bench/synthetic"))
-    index = engine._wait_for_index()
+    index = engine.library.wait_for_index()
     for f in range(0, n_chunks, 100):
         chunks = []
         for j in range(min(100, n_chunks - f)):

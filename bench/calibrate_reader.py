@@ -24,7 +24,6 @@ from bench.common import Question
 from bench.squad import write_library
 from engine import Engine, EngineConfig
 from engine.embedding import Embedder
-from engine.reader.answers import reading_features
 from engine.reader.model import (
     CONFIG_NAME,
     Abstention,
@@ -32,6 +31,7 @@ from engine.reader.model import (
     SpanReader,
     bundled_reader_path,
 )
+from engine.reader.span_answers import reading_features
 
 FEATURES = ("score", "margin", "similarity")
 # The old word-coverage rule, tried as a fourth feature: kept only if it lifts the

@@ -54,7 +54,7 @@ from engine.reader.training import (
 # Share of train questions that also get a mined no-answer passage. SQuAD 2.0 has
 # about one unanswerable question in three; a third keeps training time in budget.
 NEGATIVE_SHARE = 1 / 3
-# Training examples shipped for replay (engine.adaptation.reader_learning).
+# Training examples shipped for replay (engine.learning.reader_learning).
 REPLAY_SIZE = 256
 # Measured on the calibration split, gold paragraph given (docs/benchmarks.md): a LoRA
 # (rank 16, lr 1e-3, 1.5 epochs) reached F1 0.534; every layer fine-tuned does better.

@@ -16,50 +16,38 @@ per thread.
 This is the only module of ``desktop_app`` that imports ``engine``; widgets see
 plain result objects (``Hit``, ``Answer``, ``Status``) and never call the engine.
 
-A call is a :class:`_Job`: a function of the engine run on a lane, a callback for
-its result, and optionally one for values it yields while it runs (streamed
-answer tokens), all delivered on the GUI thread.
+A call is a :class:`~desktop_app.lanes.LaneJob`: a function of the engine run on a
+lane, a callback for its result, and optionally one for values it yields while it
+runs (streamed answer tokens), all delivered on the GUI thread. The threads, the
+queues and the delivery are :class:`~desktop_app.lanes.Lanes`, which knows nothing
+of Kenning; this module says which call runs on which lane and which signal follows.
 """
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from desktop_app.lanes import LaneJob, Lanes, Report
 
 if TYPE_CHECKING:
     from engine import Engine, EngineConfig
-    from engine.answer_log import AnswerLog
     from engine.embedding import Embedder
     from engine.generation import Generator
+    from engine.reader.answer_log import AnswerLog
 
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_MS = 500  # how often the folders panel and status bar refresh
 SEARCH_LIMIT = 20  # passages shown per search
 LANES = ("index", "answer", "side")
-
-# Learning calls the engine gains with the corrections work (issue 5); until a
-# method exists the bridge says so in words instead of failing with AttributeError.
-LEARNING_METHODS = (
-    "record_correction",
-    "rate_source",
-    "corrections",
-    "forget_correction",
-    "adapter_status",
-    "adapter_versions",
-    "rollback_adapter",
-    "consolidate",
-)
 
 
 def default_data_dir() -> Path:
@@ -69,128 +57,8 @@ def default_data_dir() -> Path:
     return engine_default()
 
 
-Report = Callable[[Any], None]
-
-
 class AnswerStopped(Exception):
     """Raised inside the token callback to abandon an answer the person stopped."""
-
-
-@dataclass(eq=False)
-class _Job:
-    """One facade call: ``run(engine, report)`` on a lane, callbacks on the GUI thread.
-
-    Args:
-        title: What the dialog says failed ("Could not add the folder").
-        run: Runs on the lane's thread; ``report(value)`` streams a value to ``on_yield``.
-        on_result: Gets the return value, on the GUI thread.
-        on_yield: Gets each reported value, on the GUI thread.
-        quiet: Log failures; tell the person only the first time in a row (status polls).
-        lane: Which worker thread runs it (see the module docstring).
-        on_error: Called on the GUI thread when it fails, before the error dialog.
-    """
-
-    title: str
-    run: Callable[[Engine, Report], Any]
-    on_result: Callable[[Any], None] | None = None
-    on_yield: Callable[[Any], None] | None = None
-    quiet: bool = False
-    lane: str = "index"
-    on_error: Callable[[], None] | None = None
-
-
-class _Runner(QObject):
-    """Runs jobs on its thread against the engine ``owner`` holds."""
-
-    sig_yielded = Signal(object, object)  # job, value
-    sig_returned = Signal(object, object)  # job, result
-    sig_errored = Signal(object, str, str)  # job, message, details
-
-    def __init__(self, owner: _EngineWorker | None = None) -> None:
-        super().__init__()
-        self._owner = owner
-
-    def _engine(self) -> Engine | None:
-        return self._owner.engine if self._owner is not None else None
-
-    def _failure(self) -> tuple[str, str]:
-        failure = self._owner.start_failure if self._owner is not None else None
-        return failure or ("", "")
-
-    @Slot(object)
-    def run_job(self, job: _Job) -> None:
-        engine = self._engine()
-        if engine is None:
-            message, details = self._failure() or ("", "")
-            self.sig_errored.emit(job, f"Kenning did not start. {message}".strip(), details)
-            return
-        try:
-            result = job.run(engine, lambda value: self.sig_yielded.emit(job, value))
-        except Exception as exc:
-            if not job.quiet:
-                log.exception("%s", job.title)
-            self.sig_errored.emit(job, *_describe(exc, job.title.lower()))
-            return
-        self.sig_returned.emit(job, result)
-
-
-class _EngineWorker(_Runner):
-    """The ``index`` lane: creates the engine, runs jobs, closes it."""
-
-    sig_started = Signal()
-    sig_start_failed = Signal(str, str)  # message, details
-
-    def __init__(
-        self,
-        data_dir: Path,
-        config: EngineConfig | None,
-        embedder: Embedder | None,
-        generator: Generator | None,
-    ) -> None:
-        super().__init__(None)
-        self._data_dir = data_dir
-        self._config = config
-        self._embedder = embedder
-        self._generator = generator
-        self.engine: Engine | None = None  # read from other threads: cancel, other lanes
-        self.start_failure: tuple[str, str] | None = None
-        self.close_deadline: float | None = None  # monotonic; set before close() is sent
-
-    def _engine(self) -> Engine | None:
-        return self.engine
-
-    def _failure(self) -> tuple[str, str]:
-        return self.start_failure or ("", "")
-
-    @Slot()
-    def start(self) -> None:
-        try:
-            from engine import Engine
-
-            self.engine = Engine(
-                self._data_dir, self._config, embedder=self._embedder, generator=self._generator
-            )
-        except Exception as exc:
-            log.exception("could not start the engine")
-            self.start_failure = _describe(exc, "starting Kenning")
-            self.sig_start_failed.emit(*self.start_failure)
-            return
-        self.sig_started.emit()
-
-    @Slot()
-    def close(self) -> None:
-        try:
-            if self.engine is not None:
-                deadline = self.close_deadline
-                left = None if deadline is None else max(0.5, deadline - time.monotonic())
-                self.engine.close(timeout=left)
-        except Exception:
-            log.exception("closing the engine failed")
-        finally:
-            self.engine = None
-            thread = self.thread()
-            if thread is not None:
-                thread.quit()
 
 
 def _describe(exc: BaseException, doing: str) -> tuple[str, str]:
@@ -209,19 +77,6 @@ def _describe(exc: BaseException, doing: str) -> tuple[str, str]:
 def _field(config: EngineConfig | None, name: str) -> Any:
     """A config field, None standing for the defaults (bundled models)."""
     return getattr(config, name) if config is not None else None
-
-
-def _learning(engine: Engine, name: str) -> Callable[..., Any]:
-    """The engine's learning method ``name``, or a readable error if this build lacks it."""
-    from engine import EngineError
-
-    method = getattr(engine, name, None)
-    if method is None:
-        raise EngineError(
-            "Learning from corrections is not available in this version of Kenning yet "
-            f"(the engine has no {name})."
-        )
-    return method  # type: ignore[no-any-return]
 
 
 class EngineBridge(QObject):
@@ -254,12 +109,9 @@ class EngineBridge(QObject):
     sig_conversation = Signal(str, object)  # conversation id, list[dict] turns
     sig_correction_saved = Signal(str)  # question
     sig_corrections = Signal(object)  # list[Correction]
-    sig_learning = Signal(object)  # dict: status, versions (None where unavailable)
+    sig_learning = Signal(object)  # dict: status (AdapterStatus), versions
     sig_rated = Signal(int, bool)  # chunk id, helpful
     sig_models_ready = Signal(float)  # seconds the warm-up took
-
-    _sig_start = Signal()
-    _sig_close = Signal()
 
     def __init__(
         self,
@@ -288,61 +140,50 @@ class EngineBridge(QObject):
         self._closed = False
         self._restarting = False  # between restart() and the new engine's lanes
         self._restart_to: tuple[EngineConfig | None, Path | str] = (config, self.data_dir)
-        self._retiring: list[QThread] = []
-        self._held: list[_Job] = []  # jobs for lanes that wait on the engine to start
+        self._held: list[LaneJob] = []  # jobs for lanes that wait on the engine to start
         self._answer_log: AnswerLog | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(STATUS_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh_status)
         self._poll_status = poll_status
-        self._threads: dict[str, QThread] = {}
-        self._ending: list[QThread] = []  # old lanes' threads still finishing
-        self._runners: dict[str, _Runner] = {}
-        self._dispatch: dict[str, _Dispatch] = {}
-        self._make_lanes()
+        self._ending: list[Lanes] = []  # old lanes whose threads are still finishing
+        self._lanes = self._make_lanes()
 
-    def _make_lanes(self) -> None:
-        restarting = bool(self._threads)
-        for lane, old_thread in self._threads.items():
-            if old_thread.isRunning():
-                # Dropping the last reference to a running QThread is a qFatal (seen
-                # in the restart test on a loaded machine): keep it until it ends.
-                log.warning("lane %s still running at restart; kept until it ends", lane)
-                self._ending.append(old_thread)
-                old_thread.finished.connect(self._reap_ended)
-        old_dispatch = list(self._dispatch.values())
-        old_worker: _EngineWorker | None = getattr(self, "_worker", None)
-        worker = _EngineWorker(self.data_dir, self.config, self._embedder, self._generator)
-        self._worker: _EngineWorker = worker
-        self._runners = {"index": worker}
-        for lane in LANES[1:]:
-            self._runners[lane] = _Runner(worker)
-        for lane, runner in self._runners.items():
-            thread = QThread()
-            thread.setObjectName(f"kenning-{lane}")
-            runner.moveToThread(thread)
-            runner.sig_yielded.connect(self._on_yielded)
-            runner.sig_returned.connect(self._on_returned)
-            runner.sig_errored.connect(self._on_errored)
-            dispatch = _Dispatch(self)
-            dispatch.sig_submit.connect(runner.run_job)
-            self._dispatch[lane] = dispatch
-            self._threads[lane] = thread
-        if restarting:
-            for old in old_dispatch:
-                old.deleteLater()
-        if old_worker is not None:
-            self._sig_start.disconnect(old_worker.start)  # the old worker is gone
-            self._sig_close.disconnect(old_worker.close)
-        self._sig_start.connect(worker.start)
-        self._sig_close.connect(worker.close)
-        worker.sig_started.connect(self._on_started)
-        worker.sig_start_failed.connect(self._on_start_failed)
+    def _make_lanes(self) -> Lanes:
+        """Lanes around a new engine on the current data dir and settings."""
+        data_dir, config = self.data_dir, self.config
+        embedder, generator = self._embedder, self._generator
+
+        def open_engine() -> Engine:
+            from engine import Engine
+
+            return Engine(data_dir, config, embedder=embedder, generator=generator)
+
+        def close_engine(engine: Engine, seconds: float | None) -> None:
+            engine.close(timeout=seconds)
+
+        lanes = Lanes(
+            LANES,
+            open_engine,
+            close_engine,
+            _describe,
+            opening="starting Kenning",
+            not_open="Kenning did not start.",
+        )
+        lanes.sig_yielded.connect(self._on_yielded)
+        lanes.sig_returned.connect(self._on_returned)
+        lanes.sig_errored.connect(self._on_errored)
+        lanes.sig_opened.connect(self._on_started)
+        lanes.sig_open_failed.connect(self._on_start_failed)
+        return lanes
 
     @Slot()
     def _reap_ended(self) -> None:
         # ``finished`` comes just before the thread ends: a short wait sees it end.
-        self._ending = [t for t in self._ending if not t.wait(100)]
+        ended = [lanes for lanes in self._ending if lanes.wait_ended(100)]
+        for lanes in ended:
+            lanes.dispose()
+        self._ending = [lanes for lanes in self._ending if lanes not in ended]
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -352,15 +193,11 @@ class EngineBridge(QObject):
         6.12's import hook crashed the process ("none_dealloc") when a worker
         thread imported it while the GUI thread ran Python slots.
         """
-        if self._threads["index"].isRunning() or self._closed:
+        if self._lanes.started or self._closed:
             return
         import engine  # noqa: F401
 
-        # No lower priority (nice) for the lanes: a descheduled worker holding the GIL
-        # kept the GUI thread waiting longer (priority inversion on a busy machine).
-        for thread in self._threads.values():
-            thread.start()
-        self._sig_start.emit()
+        self._lanes.start()
 
     @property
     def is_ready(self) -> bool:
@@ -370,6 +207,11 @@ class EngineBridge(QObject):
     def is_restarting(self) -> bool:
         """Between :meth:`restart` and the moment the new engine's lanes start."""
         return self._restarting
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the engine's lanes are running (the engine opening, open or closing)."""
+        return self._lanes.started
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop indexing and answers, close the engine on its thread and join the threads.
@@ -385,35 +227,20 @@ class EngineBridge(QObject):
             deadline (the caller then ends the process without waiting for it).
         """
         if self._closed:
-            return all(not t.isRunning() for t in self._threads.values())
+            return not self._lanes.running
         self._closed = True
         self._timer.stop()
-        return self._stop_lanes(None if timeout is None else time.monotonic() + timeout)
-
-    def _stop_lanes(self, deadline: float | None) -> bool:
-        def wait(thread: QThread) -> bool:
-            if deadline is None:
-                return thread.wait()
-            return thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
-
         for stop in self._stops.values():
             stop.set()  # a streaming answer gives up at its next token
-        if not self._threads["index"].isRunning():
+        if not self._lanes.started:
             return True
         self.cancel()  # the running job stops at its next step instead of finishing
-        for lane in LANES[1:]:
-            self._threads[lane].quit()  # each ends after its current call
         # The side lane's calls are short writes (a correction, a rating): let the one
         # running finish. Then the engine closes on its own lane, even while the answer
         # lane is still loading a model: closing touches the stores, never the models.
-        stopped = wait(self._threads["side"])
-        self._worker.close_deadline = None if deadline is None else deadline - 0.5
-        self._sig_close.emit()
-        stopped = wait(self._threads["index"]) and stopped
-        if deadline is not None:  # nothing on the answer lane is saved: a moment is enough
-            deadline = min(deadline, time.monotonic() + 1.0)
-        stopped = wait(self._threads["answer"]) and stopped
-        if self._answer_log is not None and not self._threads["side"].isRunning():
+        deadline = None if timeout is None else time.monotonic() + timeout
+        stopped = self._lanes.stop(deadline, finish_first=("side",))
+        if self._answer_log is not None and not self._lanes.is_running("side"):
             self._answer_log.close()  # only the side lane uses it
             self._answer_log = None
         return stopped
@@ -437,33 +264,16 @@ class EngineBridge(QObject):
         self._restarting = True
         for stop in self._stops.values():
             stop.set()  # a streaming answer gives up at its next token
-        running = [t for t in self._threads.values() if t.isRunning()]
-        self._retiring = running
-        if not running:
-            self._reopen()
-            return
-        for thread in running:
-            thread.finished.connect(self._on_lane_retired)
         self.cancel()  # the running indexing job stops at its next step
-        for lane in LANES[1:]:
-            self._threads[lane].quit()
-        self._sig_close.emit()  # the index lane closes the engine, then quits its thread
+        self._lanes.sig_retired.connect(self._reopen)
+        if not self._lanes.retire():
+            self._lanes.sig_retired.disconnect(self._reopen)
+            self._reopen()
 
     @Slot()
-    def _on_lane_retired(self) -> None:
-        if any(thread.isRunning() for thread in self._retiring):
-            return
-        self._reopen()
-
     def _reopen(self) -> None:
         """Open the engine of :meth:`restart` once the old lanes are gone."""
-        for thread in self._retiring:
-            thread.finished.disconnect(self._on_lane_retired)
-            # ``finished`` is emitted just before the thread ends: dropping the last
-            # reference a moment too early destroyed a running QThread (qFatal, seen
-            # under load in the restart test). The wait returns at once otherwise.
-            thread.wait()
-        self._retiring = []
+        old = self._lanes
         if self._answer_log is not None:
             self._answer_log.close()  # the side lane that used it has finished
             self._answer_log = None
@@ -478,9 +288,17 @@ class EngineBridge(QObject):
         self._status_pending = False  # a poll in flight died with the old lanes
         self._stops.clear()
         self._restarting = False
+        if old.running:
+            # Dropping the last reference to a running QThread is a qFatal (seen in
+            # the restart test on a loaded machine): keep the old set until it ends.
+            log.warning("old lanes still running at restart; kept until they end")
+            self._ending.append(old)
+            old.sig_retired.connect(self._reap_ended)
+        else:
+            old.dispose()
         if self._closed:
             return
-        self._make_lanes()
+        self._lanes = self._make_lanes()
         self.start()
 
     # -- requests: folders and search --------------------------------------------------
@@ -502,7 +320,7 @@ class EngineBridge(QObject):
             if hits is not None and search_id == self._latest_search:
                 self.sig_search_results.emit(query, hits)
 
-        self._submit(_Job("Search failed", run, done))
+        self._submit(LaneJob("Search failed", run, done))
 
     def add_folder(self, path: Path | str) -> None:
         """Add a folder and index it in the background; errors arrive as ``sig_error``."""
@@ -512,7 +330,7 @@ class EngineBridge(QObject):
             self.sig_folder_added.emit(folder)
             self.refresh_status()
 
-        self._submit(_Job("Could not add the folder", lambda e, _r: e.add_folder(folder), done))
+        self._submit(LaneJob("Could not add the folder", lambda e, _r: e.add_folder(folder), done))
 
     def remove_folder(self, path: Path | str) -> None:
         """Forget a folder and everything indexed from it."""
@@ -523,7 +341,7 @@ class EngineBridge(QObject):
             self.refresh_status()
 
         self._submit(
-            _Job("Could not remove the folder", lambda e, _r: e.remove_folder(folder), done)
+            LaneJob("Could not remove the folder", lambda e, _r: e.remove_folder(folder), done)
         )
 
     def reindex(self) -> None:
@@ -545,7 +363,7 @@ class EngineBridge(QObject):
                 engine.add_folder(folder)
             return len(folders)
 
-        self._submit(_Job("Could not re-index", run, lambda _n: self.refresh_status()))
+        self._submit(LaneJob("Could not re-index", run, lambda _n: self.refresh_status()))
 
     def cancel(self) -> None:
         """Stop the running indexing job and drop the queued ones.
@@ -553,7 +371,7 @@ class EngineBridge(QObject):
         Engine.cancel only sets a flag and empties a queue, so it is called from here
         directly: queued behind a long call on the worker it would come too late.
         """
-        engine = self._worker.engine
+        engine = self._lanes.context
         if engine is not None:
             engine.cancel()
         self.refresh_status()
@@ -564,7 +382,7 @@ class EngineBridge(QObject):
         Like :meth:`cancel` this only flips a flag (no waiting), so it is called
         directly rather than queued behind the long call it is meant to hold.
         """
-        engine = self._worker.engine
+        engine = self._lanes.context
         if engine is not None:
             if paused:
                 engine.pause_indexing()
@@ -577,7 +395,9 @@ class EngineBridge(QObject):
         if self._status_pending or not self._ready or self._closed:
             return
         self._status_pending = True
-        self._submit(_Job("Could not read the index status", _status, self._on_status, quiet=True))
+        self._submit(
+            LaneJob("Could not read the index status", _status, self._on_status, quiet=True)
+        )
 
     # -- requests: answers ---------------------------------------------------------------
     def ask(self, question: str, conversation_id: str | None = None) -> int:
@@ -625,7 +445,7 @@ class EngineBridge(QObject):
                 self.sig_answer_ended.emit(ask_id)
 
         self.sig_answer_started.emit(ask_id, question)
-        self._submit(_Job("Could not answer", run, done, token, lane="answer", on_error=failed))
+        self._submit(LaneJob("Could not answer", run, done, token, lane="answer", on_error=failed))
         return ask_id
 
     def stop_answer(self, ask_id: int | None = None) -> None:
@@ -647,12 +467,12 @@ class EngineBridge(QObject):
         target = str(path)
 
         def run(engine: Engine, _report: Report) -> Any:
-            from engine.parsing import parse_file
+            from engine.library.parsing import parse_file
 
             return parse_file(Path(target), max_bytes=engine.config.max_file_bytes)
 
         self._submit(
-            _Job(
+            LaneJob(
                 "Could not open the file",
                 run,
                 lambda doc: self.sig_document.emit(target, doc),
@@ -663,7 +483,7 @@ class EngineBridge(QObject):
     def list_conversations(self) -> None:
         """``sig_conversations`` with every conversation, the latest first."""
         self._submit(
-            _Job(
+            LaneJob(
                 "Could not read the conversations",
                 lambda e, _r: self._answers(e).conversations(),
                 self.sig_conversations.emit,
@@ -674,7 +494,7 @@ class EngineBridge(QObject):
     def load_conversation(self, conversation_id: str) -> None:
         """``sig_conversation(id, turns)`` with the turns of one conversation, oldest first."""
         self._submit(
-            _Job(
+            LaneJob(
                 "Could not open the conversation",
                 lambda e, _r: self._answers(e).turns(conversation_id),
                 lambda turns: self.sig_conversation.emit(conversation_id, turns),
@@ -685,8 +505,8 @@ class EngineBridge(QObject):
     def _answers(self, engine: Engine) -> AnswerLog:
         """A reader of the engine's answer log (its own connection, on the side lane)."""
         if self._answer_log is None:
-            from engine.answer_log import AnswerLog
-            from engine.engine import ANSWERS_FILE
+            from engine.reader.answer_log import AnswerLog
+            from engine.reader.answering import ANSWERS_FILE
 
             self._answer_log = AnswerLog(engine.data_dir / ANSWERS_FILE)
         return self._answer_log
@@ -696,22 +516,22 @@ class EngineBridge(QObject):
         """Teach the engine the right answer; ``sig_correction_saved(question)`` follows."""
 
         def run(engine: Engine, _report: Report) -> Any:
-            return _learning(engine, "record_correction")(question, answer, answer_id=answer_id)
+            return engine.record_correction(question, answer, answer_id=answer_id)
 
         def done(_result: Any) -> None:
             self.sig_correction_saved.emit(question)
             self.list_corrections()
 
-        self._submit(_Job("Could not save the correction", run, done, lane="side"))
+        self._submit(LaneJob("Could not save the correction", run, done, lane="side"))
 
     def rate_source(self, answer_id: str, chunk_id: int, helpful: bool) -> None:
         """Record a thumbs up or down for a source of an answer."""
 
         def run(engine: Engine, _report: Report) -> Any:
-            return _learning(engine, "rate_source")(answer_id, chunk_id, helpful)
+            return engine.rate_source(answer_id, chunk_id, helpful)
 
         self._submit(
-            _Job(
+            LaneJob(
                 "Could not save the rating",
                 run,
                 lambda _r: self.sig_rated.emit(chunk_id, helpful),
@@ -722,9 +542,9 @@ class EngineBridge(QObject):
     def list_corrections(self) -> None:
         """``sig_corrections`` with every correction, and ``sig_learning`` with the adapter."""
         self._submit(
-            _Job(
+            LaneJob(
                 "Could not read what Kenning has learned",
-                lambda e, _r: list(_learning(e, "corrections")()),
+                lambda e, _r: e.corrections(),
                 self.sig_corrections.emit,
                 lane="side",
             )
@@ -732,18 +552,13 @@ class EngineBridge(QObject):
         self.refresh_learning()
 
     def refresh_learning(self) -> None:
-        """``sig_learning`` with the adapter's state and versions (None where unavailable)."""
+        """``sig_learning`` with the adapter's state and versions."""
 
         def run(engine: Engine, _report: Report) -> Any:
-            status = getattr(engine, "adapter_status", None)
-            versions = getattr(engine, "adapter_versions", None)
-            return {
-                "status": status() if status is not None else None,
-                "versions": list(versions()) if versions is not None else None,
-            }
+            return {"status": engine.adapter_status(), "versions": engine.adapter_versions()}
 
         self._submit(
-            _Job("Could not read the adapter state", run, self.sig_learning.emit, lane="side")
+            LaneJob("Could not read the adapter state", run, self.sig_learning.emit, lane="side")
         )
 
     def forget_correction(self, correction_id: Any) -> None:
@@ -762,27 +577,28 @@ class EngineBridge(QObject):
 
     def _learning_then_list(self, title: str, name: str, *args: Any) -> None:
         self._submit(
-            _Job(
+            LaneJob(
                 title,
-                lambda e, _r: _learning(e, name)(*args),
+                lambda e, _r: getattr(e, name)(*args),
                 lambda _r: self.list_corrections(),
                 lane="side",
             )
         )
 
     # -- plumbing ------------------------------------------------------------------------
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: LaneJob) -> None:
         if self._closed:
             return
+        job.lane = job.lane or "index"
         if self._restarting:
             self._held.append(job)  # for the new engine, once it is up
             return
-        if not self._threads["index"].isRunning():
+        if not self._lanes.started:
             self.start()
         if job.lane != "index" and not self._ready:
             self._held.append(job)  # other lanes need the engine the index lane creates
             return
-        self._dispatch[job.lane].sig_submit.emit(job)
+        self._lanes.submit(job)
 
     @Slot()
     def _on_started(self) -> None:
@@ -792,13 +608,13 @@ class EngineBridge(QObject):
         self.sig_ready.emit()
         held, self._held = self._held, []
         for job in held:
-            self._dispatch[job.lane].sig_submit.emit(job)
+            self._lanes.submit(job)
         if self._poll_status:
             self._timer.start()
         self.refresh_status()
         if self._warm_up:
             self._submit(
-                _Job(
+                LaneJob(
                     "Could not load the models", _warm_up, self.sig_models_ready.emit, lane="answer"
                 )
             )
@@ -810,7 +626,8 @@ class EngineBridge(QObject):
         self._ready = False
         held, self._held = self._held, []
         for job in held:
-            self._dispatch["index"].sig_submit.emit(job)  # each fails with "Kenning did not start"
+            job.lane = "index"
+            self._lanes.submit(job)  # each fails with "Kenning did not start"
         self.sig_error.emit("Kenning could not start", message, details)
 
     def _on_status(self, status: Any) -> None:
@@ -819,17 +636,17 @@ class EngineBridge(QObject):
         self.sig_status.emit(status)
 
     @Slot(object, object)
-    def _on_yielded(self, job: _Job, value: Any) -> None:
+    def _on_yielded(self, job: LaneJob, value: Any) -> None:
         if not self._closed and job.on_yield is not None:
             job.on_yield(value)
 
     @Slot(object, object)
-    def _on_returned(self, job: _Job, result: Any) -> None:
+    def _on_returned(self, job: LaneJob, result: Any) -> None:
         if not self._closed and job.on_result is not None:
             job.on_result(result)
 
     @Slot(object, str, str)
-    def _on_errored(self, job: _Job, message: str, details: str) -> None:
+    def _on_errored(self, job: LaneJob, message: str, details: str) -> None:
         if job.on_result == self._on_status:
             self._status_pending = False
         if self._closed:
@@ -844,12 +661,6 @@ class EngineBridge(QObject):
         self.sig_error.emit(job.title, message, details)
 
 
-class _Dispatch(QObject):
-    """Lives on the GUI thread; its signal queues a job on one runner's thread."""
-
-    sig_submit = Signal(object)
-
-
 def _source_lines(engine: Engine, answer: Any) -> dict[int, int]:
     """Line numbers for "line 12" on the source cards of unpaged files: the line of
     the cited span where the answer cites the source, else of the passage's start.
@@ -857,7 +668,7 @@ def _source_lines(engine: Engine, answer: Any) -> dict[int, int]:
     Parses each file again (they are few and small next to generating the
     answer); a file that cannot be read just gets no line number.
     """
-    from engine.parsing import parse_file
+    from engine.library.parsing import parse_file
 
     cited = {c.source: c.start for c in reversed(answer.citations)}
     lines: dict[int, int] = {}
@@ -893,24 +704,7 @@ def default_settings() -> EngineConfig:
 
 
 def _warm_up(engine: Engine, _report: Report) -> float:
-    """Load the models with the cyclic garbage collector held off, then freeze the heap.
-
-    Loading torch, transformers and two models allocates ~0.5 M long-lived objects,
-    and each full (generation 2) collection walks all of them with the GIL held:
-    the window froze for 85-250 ms at a time while the models loaded, and about
-    once a minute afterwards (measured with ``gc.callbacks`` beside the bench's GUI
-    timer; the gaps matched the collections to the millisecond). ``gc.freeze``
-    moves what is loaded out of the collector's sight for good, so later full
-    collections only walk objects made since.
-    """
-    started = time.perf_counter()
-    gc.disable()
-    try:
-        engine.warm_up()
-    finally:
-        gc.freeze()
-        gc.enable()
-    return time.perf_counter() - started
+    return engine.warm_up()  # the heap is frozen after it: see engine.models.load_quietly
 
 
 def _status(engine: Engine, _report: Report) -> Any:

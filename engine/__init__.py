@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from engine.adaptation.corrections import Correction
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.errors import (
@@ -21,7 +20,8 @@ from engine.errors import (
     ParseError,
     StoreError,
 )
-from engine.retrieval import Hit, SearchMode
+from engine.learning.corrections import Correction
+from engine.library.retrieval import Hit, SearchMode
 from engine.status import FolderStatus, Status
 
 __all__ = [

@@ -26,8 +26,8 @@ from engine.errors import (
     FolderNotFoundError,
     ModelNotAvailableError,
 )
-from engine.library_reader import LibraryReader
-from engine.retrieval import Hit
+from engine.library.read_only import LibraryReader
+from engine.library.retrieval import Hit
 from engine.status import Status
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_A_FOLDER, EXIT_NO_MODEL, EXIT_INTERRUPTED = (

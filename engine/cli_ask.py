@@ -16,8 +16,8 @@ import json
 import sys
 from typing import Any
 
-from engine.answering import Answer
 from engine.engine import Engine
+from engine.reader.answer import Answer
 
 
 def ask_command(engine: Engine, args: argparse.Namespace) -> int:

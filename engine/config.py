@@ -102,7 +102,7 @@ class EngineConfig:
     # question reaches this; None uses the operating point calibrated in reader.json.
     reader_threshold: float | None = None
     # The reader learns from corrections whose answer a retrieved passage holds (a
-    # round of seconds on the writer after each; engine.adaptation.reader_learning).
+    # round of seconds on the writer after each; engine.learning.reader_learning).
     reader_learning: bool = True
     # Rescore the reader's four best spans with the generator's PMI at this weight
     # (0: off, the reader alone). bench_reader measures what it adds, and its cost.
@@ -128,10 +128,10 @@ class EngineConfig:
     # Layer 3: a rating's boost at full strength, in units of the search's best score.
     feedback_weight: float = 0.5
     # A rating moves passages only for queries at least this similar (cosine) to the
-    # rated question; the boost falls linearly to zero here (see engine.adaptation.feedback).
+    # rated question; the boost falls linearly to zero here (see engine.learning.feedback).
     feedback_min_similarity: float = 0.7
     # Layer 2: the generator itself learns the corrections (LoRA adapters, see
-    # engine.adaptation.adapter). A round starts by itself once this many corrections
+    # engine.learning.adapter). A round starts by itself once this many corrections
     # are pending (0: only on Engine.consolidate) ...
     adapter_auto_after: int = 5
     # ... or when any is pending and no question came for this many seconds (0: never):
@@ -149,7 +149,7 @@ class EngineConfig:
     adapter_seed: int = 0
     # Let an adapted generator answer from memory when its gate passes (False: never).
     use_generator_recall: bool = True
-    # The recall gate (engine.adaptation.recall): the adapted model's mean log p of its
+    # The recall gate (engine.learning.recall): the adapted model's mean log p of its
     # closed-book answer must exceed the base model's by the margin and reach the
     # floor. Calibrated on the edits fixture's calibration split (bench_adapter,
     # 2026-12-01). Behind the correction memory (the default), recall only sees what

@@ -5,8 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.chunk_store import FileError
 from engine.progress import ProgressSnapshot
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file that was skipped or only partly indexed, and why (shown to the person)."""
+
+    path: Path
+    reason: str
+    at: float
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ class SpanReader:
             base: The encoder's folder; default the bundled all-MiniLM-L6-v2.
             device: Torch device.
             adapter: A learned version's folder (a LoRA on the reader, trained on
-                corrections: engine.adaptation.reader_learning), merged in for speed.
+                corrections: engine.learning.reader_learning), merged in for speed.
             trainable: Keep a LoRA (``adapter``'s, or a fresh one) separate and
                 trainable, for a learning round.
 

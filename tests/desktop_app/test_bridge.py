@@ -39,7 +39,7 @@ def test_an_engine_that_cannot_start_is_reported_not_hung(qtbot: Any, tmp_path: 
         assert searched.args[1].startswith("Kenning did not start.")
     finally:
         bridge.shutdown()
-    assert not bridge._threads["index"].isRunning()
+    assert not bridge.is_running
 
 
 def test_models_load_in_the_background_right_after_start(

@@ -94,7 +94,7 @@ def test_transcript_streams_tokens_and_citation_markers_click(qtbot: Any) -> Non
 
 
 def test_transcript_quotes_the_evidence_with_the_answer_highlighted(qtbot: Any) -> None:
-    from engine.answering import Answer, Citation, Evidence
+    from engine.reader.answer import Answer, Citation, Evidence
 
     text = "The dentist appointment is on Tuesday at 3pm, Dr. Molar."
     hit = FakeHit(Path("/notes/dentist.md"), 16, 16 + len(text), text)
@@ -187,9 +187,9 @@ class SlowEngine:
 def test_stop_ends_generation_and_discards_tokens(qtbot: Any, tmp_path: Path) -> None:
     bridge = EngineBridge(tmp_path / "unused", poll_status=False)
     engine = SlowEngine()
-    for thread in bridge._threads.values():
+    for thread in bridge._lanes._threads.values():
         thread.start()
-    bridge._worker.engine = engine  # type: ignore[assignment]
+    bridge._lanes._owner.context = engine
     bridge._ready = True
     try:
         tokens: list[str] = []
@@ -203,7 +203,7 @@ def test_stop_ends_generation_and_discards_tokens(qtbot: Any, tmp_path: Path) ->
         qtbot.wait(50)  # tokens already queued for the GUI thread are dropped, not shown
         assert len(tokens) == seen
     finally:
-        bridge._worker.engine = None
+        bridge._lanes._owner.context = None
         bridge.shutdown()
 
 

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from engine import Engine, EngineConfig
-from engine.adaptation.adapter import (
+from engine.embedding import Embedder
+from engine.generation import Generator
+from engine.learning.adapter import (
     AdapterStore,
     Example,
     PauseGate,
@@ -32,10 +34,8 @@ from engine.adaptation.adapter import (
     train_round,
     training_step,
 )
-from engine.adaptation.consolidation import ConsolidationScheduler, GeneratorAdaptation
-from engine.adaptation.recall import accept, cached_base_answers, recall
-from engine.embedding import Embedder
-from engine.generation import Generator
+from engine.learning.consolidation import ConsolidationScheduler, GeneratorAdaptation
+from engine.learning.recall import accept, cached_base_answers, recall
 
 FACT = Example("What is the name of Dana's cat?", "Biscuit", 1)
 OTHER = Example("Which city does Dana's brother live in?", "Tromsø", 2)
@@ -235,7 +235,7 @@ def test_saved_and_reloaded_adapter_gives_identical_logits(
 ) -> None:
     import torch
 
-    from engine.adaptation.adapter import AdapterVersion
+    from engine.learning.adapter import AdapterVersion
 
     store = AdapterStore(tmp_path / "adapters")
     meta = AdapterVersion(1, time.time(), 0, (1,), 1, 1, 0.0, 0.0, 0, generator.model_id)
@@ -385,8 +385,8 @@ def test_training_runs_on_the_engine_writer_never_the_caller(engine: Engine) -> 
     engine.record_correction(FACT.question, FACT.answer)
     assert engine.adapter_status().pending == 1
     engine.consolidate(wait=True)
-    threads = engine._adaptation.last_step_threads
-    assert threads == {engine._worker.ident}
+    threads = engine.learning.adaptation.last_step_threads
+    assert threads == {engine.writer.ident}
     assert threading.get_ident() not in threads
     status = engine.adapter_status()
     assert (status.version, status.trained, status.pending) == (1, 1, 0)
@@ -405,10 +405,10 @@ def test_answering_holds_training_paused(engine: Engine) -> None:
     held = []
     engine.ask(
         "How hot is the oven for bread?",
-        on_token=lambda _: held.append(engine._adaptation.pause.held),
+        on_token=lambda _: held.append(engine.learning.adaptation.pause.held),
     )
     assert held and all(held)
-    assert not engine._adaptation.pause.held
+    assert not engine.learning.adaptation.pause.held
 
 
 def test_corrections_waiting_are_shown_and_wait_until_learned_learns_them(

@@ -10,9 +10,9 @@ import pytest
 
 from bench.common import token_f1
 from engine import Engine, EngineConfig, ModelNotAvailableError
-from engine.answering import candidate_spans, condense_query, fit_budget
 from engine.embedding import Embedder
 from engine.generation import Generator, bundled_generator_path
+from engine.reader.generator_answers import candidate_spans, condense_query, fit_budget
 
 NOTES = {
     "space/mars.md": (

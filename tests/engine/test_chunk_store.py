@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.chunk_store import ChunkStore, NewChunk, fts_query
 from engine.errors import StoreError
+from engine.library.chunk_store import ChunkStore, NewChunk, fts_query
 
 
 def _chunk(text: str, ord_: int = 0, id_: int | None = None) -> NewChunk:

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from engine.chunking import split_document
-from engine.parsing import Heading, ParsedDocument
+from engine.library.chunking import split_document
+from engine.library.parsing import Heading, ParsedDocument
 
 WORDS = [
     "river",

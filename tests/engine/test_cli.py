@@ -78,7 +78,7 @@ def test_index_search_and_odd_arguments(tmp_path: Path) -> None:
 
 
 def test_which_folders_are_refused(tmp_path: Path) -> None:
-    from engine.scanning import refused_folder
+    from engine.library.scanning import refused_folder
 
     assert "whole disk" in (refused_folder(Path("/").resolve()) or "")
     if sys.platform.startswith("linux"):

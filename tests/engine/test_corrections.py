@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 from engine import Engine, EngineConfig
-from engine.adaptation.corrections import FORMAT_VERSION, Correction, CorrectionStore
-from engine.adaptation.memory import (
+from engine.embedding import Embedder
+from engine.errors import StoreError
+from engine.generation import Generator
+from engine.learning.corrections import FORMAT_VERSION, Correction, CorrectionStore
+from engine.learning.memory import (
     CorrectionMemory,
     answer_kind,
     entity_overlap,
@@ -24,9 +27,6 @@ from engine.adaptation.memory import (
     kinds_agree,
     mask_entities,
 )
-from engine.embedding import Embedder
-from engine.errors import StoreError
-from engine.generation import Generator
 
 
 # -- the store ---------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def test_correct_then_ask_again_rephrase_override_and_forget(engine: Engine) -> 
     # Correcting an answer that came from a correction replaces it, even when the
     # question is worded too differently for the same-fact rule.
     wording = "Miso is what kind of cat?"
-    assert not engine._correction_memory().same_fact(wording)  # the rule alone would keep both
+    assert not engine.learning.memory().same_fact(wording)  # the rule alone would keep both
     shown = engine.ask(wording)
     assert shown.correction is not None and shown.correction.id == newer.id
     reworded = engine.record_correction(wording, "a Bengal", answer_id=shown.answer_id)

@@ -98,6 +98,6 @@ def test_kill_during_indexing_then_reopen_converges(tmp_path: Path, embedder) ->
         assert _snapshot(engine) == expected
         status = engine.status()
         assert status.vectors == status.chunks
-        keys = np.sort(engine._index.keys())  # type: ignore[union-attr]
+        keys = np.sort(engine.library.index.keys())  # type: ignore[union-attr]
         assert keys.tolist() == sorted(engine.store.chunk_ids())
         assert not engine.status().errors

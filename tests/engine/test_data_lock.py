@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from engine import DataDirInUseError, Engine
-from engine.library_reader import LibraryReader
+from engine.library.read_only import LibraryReader
 
 
 def test_a_second_engine_on_one_data_dir_is_refused(tmp_path: Path, embedder) -> None:

@@ -228,9 +228,9 @@ def test_vectors_in_the_index_match_the_stored_text(engine: Engine, folder: Path
     for chunk_id in ids[:5]:
         rec = records[chunk_id]
         vector = embedder.embed([rec.embed_prefix + rec.text])[0]
-        keys, scores = engine._index.search(vector, 1)  # type: ignore[union-attr]
+        keys, scores = engine.library.index.search(vector, 1)  # type: ignore[union-attr]
         assert int(keys[0]) == chunk_id and scores[0] > 0.999
-    assert np.isin(np.asarray(ids, dtype=np.uint64), engine._index.keys()).all()  # type: ignore[union-attr]
+    assert np.isin(np.asarray(ids, dtype=np.uint64), engine.library.index.keys()).all()  # type: ignore[union-attr]
 
 
 def test_paused_indexing_holds_between_files_and_resumes(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

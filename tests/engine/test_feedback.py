@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from engine import Engine, EngineConfig
-from engine.adaptation.feedback import apply_boosts, decayed_boosts
-from engine.chunk_store import ChunkRecord
 from engine.embedding import Embedder
 from engine.generation import Generator
-from engine.retrieval import Hit
+from engine.learning.feedback import decayed_boosts
+from engine.library.chunk_store import ChunkRecord
+from engine.library.retrieval import Hit, apply_boosts
 
 
 # -- the arithmetic (no models) -----------------------------------------------------------

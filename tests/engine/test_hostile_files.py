@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import parsing
+from engine.library import parsing
 from engine.errors import ParseError
-from engine.parsing import cap_text, parse_bytes, parse_file, read_regular_file
-from engine.scanning import IgnoreRules, scan_folder
+from engine.library.parsing import cap_text, parse_bytes, parse_file, read_regular_file
+from engine.library.scanning import IgnoreRules, scan_folder
 from tests.engine.documents import make_docx, make_epub
 
 fifo_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")

@@ -1,4 +1,4 @@
-"""Specification of engine.parsing: text, offsets, pages and headings per file type."""
+"""Specification of engine.library.parsing: text, offsets, pages and headings per file type."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import ParseError
-from engine.parsing import (
+from engine.library.parsing import (
     SUPPORTED_SUFFIXES,
     Heading,
     ParsedDocument,

@@ -192,7 +192,7 @@ def test_the_training_command_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) ->
 def test_a_superseded_correction_keeps_its_example_and_a_forgotten_one_loses_it(
     tmp_path: Path,
 ) -> None:
-    from engine.adaptation.reader_learning import ReaderLearning, find_example
+    from engine.learning.reader_learning import ReaderLearning, find_example
 
     learning = ReaderLearning(tmp_path / "reader", bundled_reader_path())
     example = find_example(1, "Who teaches?", "Henrik Dahl", [NOTES["club.md"]])

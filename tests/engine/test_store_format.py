@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from engine import Engine
-from engine import chunk_store as chunk_store_module
-from engine.adaptation.corrections import CorrectionStore
-from engine.answer_log import AnswerLog
-from engine.chunk_store import ChunkStore
+from engine.library import chunk_store as chunk_store_module
 from engine.config import CONFIG_FORMAT, EngineConfig, load_config, save_config
 from engine.errors import StoreError, StoreVersionError
-from engine.vector_index import USearchIndex
+from engine.learning.corrections import CorrectionStore
+from engine.library.chunk_store import ChunkStore
+from engine.library.vector_index import USearchIndex
+from engine.reader.answer_log import AnswerLog
 
 
 def _set_user_version(path: Path, version: int) -> None:
@@ -180,7 +180,11 @@ def test_a_vector_index_of_another_format_is_rebuilt_from_the_store(
         eng.add_folder(notes)
         assert eng.wait_until_idle(120)
         expected = best(eng)
-        keys = eng._index.keys() if eng._index is not None else np.zeros(0, dtype=np.uint64)
+        keys = (
+            eng.library.index.keys()
+            if eng.library.index is not None
+            else np.zeros(0, dtype=np.uint64)
+        )
     assert len(set(expected)) == len(TOPICS) == len(keys)
 
     # A readable index with the right keys but noise for vectors, marked as written in
@@ -203,8 +207,8 @@ def test_a_vector_index_of_another_format_is_rebuilt_from_the_store(
 def test_an_answer_log_of_format_1_gains_the_correction_an_answer_came_from(
     tmp_path: Path,
 ) -> None:
-    from engine.adaptation.corrections import Correction
-    from engine.answering import Answer
+    from engine.learning.corrections import Correction
+    from engine.reader.answer import Answer
 
     path = tmp_path / "answers.db"
     with sqlite3.connect(path) as conn:  # format 1 as released: no correction_id

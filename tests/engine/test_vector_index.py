@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.vector_index import ExactIndex, USearchIndex, VectorIndex
+from engine.library.vector_index import ExactIndex, USearchIndex, VectorIndex
 
 DIM = 32
 IMPLEMENTATIONS = [USearchIndex, ExactIndex]
@@ -120,7 +120,7 @@ def test_a_crash_between_checksum_and_rename_still_verifies(tmp_path: Path) -> N
     second.add(np.arange(5, dtype=np.uint64), np.eye(5, DIM, dtype=np.float32))
     tmp = tmp_path / "next.usearch"
     second._index.save(str(tmp))
-    from engine.vector_index import _record_checksum
+    from engine.library.vector_index import _record_checksum
 
     _record_checksum(path, tmp)  # the sidecar names the new file, the old one is still there
     assert len(USearchIndex.load(path, DIM)) == 3

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from engine import Engine, EngineConfig
 from engine.embedding import Embedder
-from engine.engine import STORE_FILE
-from engine.indexing import IndexStats
-from engine.watching import CLOSE_EVENTS
+from engine.library.indexing import IndexStats
+from engine.library.library import STORE_FILE
+from engine.library.watching import CLOSE_EVENTS
 
 # watchdog warns when a directory moves into one created a moment before (its own
 # watch bookkeeping); the engine handles that case, see the directory-move test.
@@ -420,7 +420,7 @@ def test_permission_denied_and_symlink_loops_are_reported(
                 raise PermissionError(13, "Permission denied", str(path))
             return real_scandir(path)
 
-        monkeypatch.setattr("engine.scanning.os.scandir", scandir)
+        monkeypatch.setattr("engine.library.scanning.os.scandir", scandir)
     else:
         locked.chmod(0)
     try:
@@ -536,9 +536,9 @@ def test_store_equals_a_fresh_index_after_any_changes(
 # -- a crash in the middle of a burst ----------------------------------------------------------
 _CHILD = """
 import sys
-import engine.indexing
+import engine.library.indexing
 from engine import Engine, EngineConfig
-engine.indexing._FLUSH_CHUNKS = 16  # commit every few files, so the kill lands between commits
+engine.library.indexing._FLUSH_CHUNKS = 16  # commit every few files: kills land between
 eng = Engine(sys.argv[1], EngineConfig(embed_batch_size=4))
 eng.add_folder(sys.argv[2])
 eng.wait_until_idle(600)

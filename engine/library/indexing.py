@@ -23,15 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.chunk_store import ChunkStore, FileRecord, FolderRecord, NewChunk
-from engine.chunking import Chunk, split_document
 from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import ParseError
-from engine.parsing import cap_text, parse_bytes, read_regular_file
+from engine.library.chunk_store import ChunkStore, FileRecord, FolderRecord, NewChunk
+from engine.library.chunking import Chunk, split_document
+from engine.library.parsing import cap_text, parse_bytes, read_regular_file
+from engine.library.scanning import IgnoreRules, ScannedFile, scan_folder
+from engine.library.vector_index import VectorIndex
 from engine.progress import Progress
-from engine.scanning import IgnoreRules, ScannedFile, scan_folder
-from engine.vector_index import VectorIndex
+from engine.writer import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -74,46 +75,6 @@ class _Prepared:
     to_embed: list[int]  # positions in chunks that need a vector
     embed_texts: list[str]
     note: str | None = None  # what the person should know though it was indexed
-
-
-class Cancelled(Exception):
-    """Raised inside long work when its cancel flag is set."""
-
-
-class CancelFlag(threading.Event):
-    """The flag long work polls between steps (``if cancel.is_set(): raise Cancelled``),
-    which also holds the work there while indexing is paused.
-
-    Pausing at the cancel checks needs no second checkpoint in every loop: a file
-    is either fully indexed or not started when the work stops, exactly as with
-    cancel. Setting the flag (cancel, close) ends a pause at once.
-
-    >>> flag = CancelFlag()
-    >>> flag.pause(); flag.paused
-    True
-    >>> flag.set(); flag.is_set()  # cancelling a paused job does not wait
-    True
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._running = threading.Event()
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def is_set(self) -> bool:
-        while not self._running.wait(0.1) and not super().is_set():
-            pass
-        return super().is_set()
 
 
 class Indexer:

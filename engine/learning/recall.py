@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.adaptation.adapter import Example, recall_prompt
-from engine.answering import Answer
 from engine.generation import Generator, TokenCallback
-from engine.retrieval import Hit
+from engine.learning.adapter import Example, recall_prompt
+from engine.library.retrieval import Hit
+from engine.reader.answer import Answer
 
 ANCHORS_FORMAT = 1  # of the cached anchor answers (anchors.json)
 BASE_ANSWER_BATCH = 8  # replay answers decoded together (a pause waits at most one batch)

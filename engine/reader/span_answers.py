@@ -16,19 +16,17 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from engine.answering import (
-    Answer,
-    Citation,
-    Evidence,
+from engine.generation import Generator, TokenCallback
+from engine.library.retrieval import Hit
+from engine.reader.answer import Answer, Citation, Evidence
+from engine.reader.generator_answers import (
     abstain,
     best_similarity,
     pick_span,
     split_sentences,
     uncovered,
 )
-from engine.generation import Generator, TokenCallback
 from engine.reader.model import ReaderGuess, Span, SpanReader
-from engine.retrieval import Hit
 
 
 def read_answer(
@@ -101,7 +99,7 @@ def rescore(
     """Reorder the reader's best spans by reader score + ``weight`` x the generator's PMI.
 
     The generator scores each candidate as the answer to the question given the
-    sentences the candidates come from (:func:`engine.answering.pick_span`'s PMI);
+    sentences the candidates come from (:func:`engine.reader.generator_answers.pick_span`'s PMI);
     a span the small model finds much likelier with the question than without it
     gains. ``weight`` is fitted on the calibration split (``bench/bench_reader.py
     --rescore``); 0 leaves the reader's order.

@@ -3,7 +3,7 @@
 :class:`_EventRecorder` runs on watchdog's dispatcher thread and only records
 what changed. :class:`FolderWatcher` owns the observer (one recursive watch per
 folder) and a debouncer thread that hands each quiet batch to the engine as a
-:class:`~engine.watching.changes.ChangeSet`; the same thread checks every folder
+:class:`~engine.library.watching.changes.ChangeSet`; the same thread checks every folder
 once a second, so one that vanished (deleted, unmounted) or came back is
 re-watched and rescanned.
 """
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from watchdog import events as ev
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from engine.scanning import IGNORE_FILE, IgnoreRules
-from engine.watching.changes import CLOSE_EVENTS, ChangeSet, Move, PendingChanges, is_under
+from engine.library.scanning import IGNORE_FILE, IgnoreRules
+from engine.library.watching.changes import CLOSE_EVENTS, ChangeSet, Move, PendingChanges, is_under
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver, ObservedWatch

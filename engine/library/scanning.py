@@ -17,7 +17,7 @@ from typing import Any
 
 import pathspec
 
-from engine.parsing import file_type
+from engine.library.parsing import file_type
 
 IGNORE_FILE = ".kenningignore"
 

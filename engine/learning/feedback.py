@@ -17,16 +17,13 @@ the search, so one weight works for convex and RRF fusion alike:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.adaptation.corrections import Rating
-from engine.chunk_store import ChunkRecord
 from engine.embedding import Embedder
-from engine.retrieval import Hit
+from engine.learning.corrections import Rating
 
 
 def decayed_boosts(
@@ -55,39 +52,6 @@ def decayed_boosts(
         out[chunk] = out.get(chunk, 0.0) + float(signs[i] * weight * strength[i])
     # Several ratings of one passage do not add up past one full-strength rating.
     return {k: round(float(np.clip(v, -weight, weight)), 6) for k, v in out.items() if v != 0.0}
-
-
-def apply_boosts(
-    hits: Sequence[Hit], boosts: dict[int, float], extra: Iterable[ChunkRecord] = ()
-) -> list[Hit]:
-    """Re-rank hits by normalised score plus boost; ``extra`` are boosted passages the
-    search did not return (they enter with their boost alone)."""
-    top = max((h.score for h in hits), default=0.0) or 1.0
-    ranked: list[tuple[float, int, Hit]] = []
-    seen: set[int] = set()
-    for order, hit in enumerate(hits):
-        ids = hit.chunk_ids or (hit.chunk_id,)
-        seen.update(ids)
-        bonus = max((boosts.get(i, 0.0) for i in ids), key=abs, default=0.0)
-        ranked.append((hit.score / top + bonus, order, hit))
-    for order, record in enumerate(extra, start=len(ranked)):
-        bonus = boosts.get(record.id, 0.0)
-        if record.id in seen or bonus <= 0:
-            continue
-        hit = Hit(
-            path=record.path,
-            start=record.start,
-            end=record.end,
-            text=record.text,
-            score=0.0,
-            chunk_id=record.id,
-            page=record.page,
-            heading_path=record.heading_path,
-            chunk_ids=(record.id,),
-        )
-        ranked.append((bonus, order, hit))
-    ranked.sort(key=lambda t: (-t[0], t[1]))
-    return [replace(hit, score=score) for score, _, hit in ranked]
 
 
 class FeedbackBoosts:

@@ -12,14 +12,14 @@ different passages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from engine.chunk_store import ChunkRecord, ChunkStore
 from engine.embedding import Embedder
-from engine.vector_index import VectorIndex
+from engine.library.chunk_store import ChunkRecord, ChunkStore
+from engine.library.vector_index import VectorIndex
 
 
 class SearchMode(str, Enum):
@@ -216,3 +216,36 @@ def _widen(hit: Hit, record: ChunkRecord) -> Hit:
 
 def _replace(hit: Hit, **changes: object) -> Hit:
     return replace(hit, **changes)  # type: ignore[arg-type]
+
+
+def apply_boosts(
+    hits: Sequence[Hit], boosts: dict[int, float], extra: Iterable[ChunkRecord] = ()
+) -> list[Hit]:
+    """Re-rank hits by normalised score plus boost; ``extra`` are boosted passages the
+    search did not return (they enter with their boost alone)."""
+    top = max((h.score for h in hits), default=0.0) or 1.0
+    ranked: list[tuple[float, int, Hit]] = []
+    seen: set[int] = set()
+    for order, hit in enumerate(hits):
+        ids = hit.chunk_ids or (hit.chunk_id,)
+        seen.update(ids)
+        bonus = max((boosts.get(i, 0.0) for i in ids), key=abs, default=0.0)
+        ranked.append((hit.score / top + bonus, order, hit))
+    for order, record in enumerate(extra, start=len(ranked)):
+        bonus = boosts.get(record.id, 0.0)
+        if record.id in seen or bonus <= 0:
+            continue
+        hit = Hit(
+            path=record.path,
+            start=record.start,
+            end=record.end,
+            text=record.text,
+            score=0.0,
+            chunk_id=record.id,
+            page=record.page,
+            heading_path=record.heading_path,
+            chunk_ids=(record.id,),
+        )
+        ranked.append((bonus, order, hit))
+    ranked.sort(key=lambda t: (-t[0], t[1]))
+    return [replace(hit, score=score) for score, _, hit in ranked]

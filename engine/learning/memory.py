@@ -59,8 +59,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from engine.adaptation.corrections import Correction
 from engine.embedding import Embedder
+from engine.learning.corrections import Correction
 
 Matrix = NDArray[np.float32]
 

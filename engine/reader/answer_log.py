@@ -9,9 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from engine.answering import Answer
 from engine.errors import StoreDamagedError, StoreError
 from engine.integrity import check_sqlite, move_aside
+from engine.reader.answer import Answer
 from engine.store_format import reconcile_format
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.adaptation.adapter import (
+from engine.generation import Generator
+from engine.learning.adapter import (
     AdapterStatus,
     AdapterStore,
     AdapterVersion,
@@ -33,15 +34,14 @@ from engine.adaptation.adapter import (
     lora_model,
     train_round,
 )
-from engine.adaptation.recall import ANCHOR_QUESTIONS, cached_base_answers
-from engine.generation import Generator
+from engine.learning.recall import ANCHOR_QUESTIONS, cached_base_answers
 from engine.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
 class CorrectionLike(Protocol):
-    """What a round reads of a correction (:class:`engine.adaptation.Correction` fits)."""
+    """What a round reads of a correction (:class:`engine.learning.Correction` fits)."""
 
     @property
     def id(self) -> int: ...

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.errors import StoreDamagedError, StoreError
 from engine.integrity import check_sqlite
+from engine.status import FileError
 from engine.store_format import reconcile_format
 
 FORMAT_VERSION = 1
@@ -147,13 +148,6 @@ class NewChunk:
     embed_prefix: str
     text: str
     content_hash: str
-
-
-@dataclass(frozen=True)
-class FileError:
-    path: Path
-    reason: str
-    at: float
 
 
 _HEADING_SEP = "\x1f"  # unit separator: cannot appear in a heading title we keep

@@ -13,11 +13,12 @@ import stat
 import threading
 from pathlib import Path
 
-from engine.chunk_store import FolderRecord
-from engine.indexing import Cancelled, Indexer, IndexStats
+from engine.library.chunk_store import FolderRecord
+from engine.library.indexing import Indexer, IndexStats
+from engine.library.scanning import IgnoreRules, ScannedFile, scan_folder
+from engine.library.watching.changes import ChangeSet
 from engine.progress import Progress
-from engine.scanning import IgnoreRules, ScannedFile, scan_folder
-from engine.watching.changes import ChangeSet
+from engine.writer import Cancelled
 
 
 def apply_change_set(

@@ -61,7 +61,7 @@ class _Touch:
 class PendingChanges:
     """Pending changes of one folder, coalesced per path; bounded by MAX_PENDING_PATHS.
 
-    Not thread-safe by itself: :class:`~engine.watching.watcher.FolderWatcher`
+    Not thread-safe by itself: :class:`~engine.library.watching.watcher.FolderWatcher`
     guards it with its lock.
     """
 

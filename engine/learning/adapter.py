@@ -6,7 +6,7 @@ template, with the loss on the answer only. Two kinds of replay keep the model
 from drifting: earlier corrections (so a round on new ones does not erase old
 ones) and the *base* model's own closed-book answers to unrelated prompts (so the
 adapted model still says what the base model said about everything else, which
-is what keeps the recall gate in :mod:`engine.adaptation.recall` quiet there).
+is what keeps the recall gate in :mod:`engine.learning.recall` quiet there).
 
 Adapters are versioned under ``data_dir/adapters``: ``v0001/adapter.safetensors``
 plus ``v0001/manifest.json`` (format version, the correction ids it learned, its

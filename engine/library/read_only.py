@@ -14,15 +14,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from engine.chunk_store import ChunkStore
 from engine.config import EngineConfig
 from engine.embedding import Embedder
-from engine.engine import INDEX_FILE, STORE_FILE
 from engine.errors import StoreError
-from engine.retrieval import Hit, SearchMode
-from engine.retrieval import search as hybrid_search
-from engine.status import FolderStatus, Status
-from engine.vector_index import USearchIndex
+from engine.library.chunk_store import ChunkStore
+from engine.library.library import INDEX_FILE, STORE_FILE, folder_statuses
+from engine.library.retrieval import Hit, SearchMode
+from engine.library.retrieval import search as hybrid_search
+from engine.library.vector_index import USearchIndex
+from engine.status import Status
 
 
 class LibraryReader:
@@ -81,16 +81,9 @@ class LibraryReader:
 
     def status(self) -> Status:
         """Counts and skipped files as the writer last stored them."""
-        folders = []
-        for rec in self.store.folders():
-            files, chunks = self.store.counts(rec.id)
-            errors = tuple(self.store.errors(rec.id))
-            folders.append(
-                FolderStatus(rec.path, files, chunks, rec.synced_at, "open elsewhere", errors)
-            )
         files, chunks = self.store.counts()
         return Status(
-            folders=tuple(folders),
+            folders=folder_statuses(self.store, lambda _path: "open elsewhere"),
             files=files,
             chunks=chunks,
             vectors=len(self.index()),

@@ -1,0 +1,372 @@
+"""The library: the folders a person chose, kept indexed and searchable.
+
+:class:`Library` owns the chunk store, the vector index and the folder watcher.
+Every write to them is a job on the engine's :class:`~engine.writer.Writer`;
+searches run on the caller's thread beside it. It knows nothing of answers or
+corrections: the learning room hands it ranking boosts, already computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.config import EngineConfig
+from engine.embedding import Embedder
+from engine.errors import (
+    EngineError,
+    FolderNotFoundError,
+    FolderRefusedError,
+    StoreDamagedError,
+    StoreError,
+)
+from engine.integrity import move_aside
+from engine.library.chunk_store import ChunkStore
+from engine.library.indexing import Indexer, IndexStats
+from engine.library.retrieval import Hit, SearchMode, apply_boosts
+from engine.library.retrieval import search as hybrid_search
+from engine.library.scanning import refused_folder
+from engine.library.vector_index import USearchIndex
+from engine.library.watching import EVENT_GRACE_SECONDS, ChangeSet, FolderWatcher, apply_change_set
+from engine.status import FolderStatus
+from engine.writer import Writer
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "kenning.sqlite3"
+INDEX_FILE = "vectors.usearch"
+# Layout of the vector index file; a different one is rebuilt from the store.
+INDEX_FORMAT = 1
+# More hits than anyone reads; a larger limit (10**12 tried to allocate 21.8 TiB) is cut.
+MAX_SEARCH_LIMIT = 1000
+
+
+def open_store(data_dir: Path) -> ChunkStore:
+    """The chunk store; a damaged one is moved aside and rebuilt from the files.
+
+    Everything in it is derived from the folders' files, so the damaged copy is
+    kept (``kenning.sqlite3.damaged-<time>``) and the folders it still lists are
+    indexed again into a new store; the vector index goes with it (its keys
+    are the old store's ids). Status lists what happened.
+    """
+    path = data_dir / STORE_FILE
+    try:
+        return ChunkStore(path)
+    except StoreDamagedError as damaged:
+        kept = move_aside(path)
+        (data_dir / INDEX_FILE).unlink(missing_ok=True)
+        log.error("%s Rebuilding it from the files; the damaged copy is %s", damaged, kept)
+        store = ChunkStore(path)
+        for folder in damaged.folders:
+            store.add_folder(folder)
+        store.record_error(
+            path,
+            None,
+            f"the search index was damaged ({damaged.detail}); it is rebuilt from your "
+            f"files, the damaged copy is kept as {kept.name}",
+        )
+        return store
+
+
+def folder_statuses(store: ChunkStore, state: Callable[[Path], str]) -> tuple[FolderStatus, ...]:
+    """Each folder's counts and skipped files, in the state ``state(path)`` names."""
+    folders = []
+    for rec in store.folders():
+        files, chunks = store.counts(rec.id)
+        errors = tuple(store.errors(rec.id))
+        folders.append(
+            FolderStatus(rec.path, files, chunks, rec.synced_at, state(rec.path), errors)
+        )
+    return tuple(folders)
+
+
+class Library:
+    """Index folders, keep them in sync with the disk, search them.
+
+    Args:
+        data_dir: Where the chunk store and the vector index live.
+        config: Chunking, search and watching settings.
+        writer: Runs every write; the library submits to it and never writes itself.
+        embedder: Returns the embedding model (loaded on first use).
+
+    Opening reads the store (rebuilt if damaged); :meth:`start` then starts the
+    watcher and queues the vector index's opening and a sync of every folder.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: EngineConfig,
+        writer: Writer,
+        embedder: Callable[[], Embedder],
+    ) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.store = open_store(data_dir)
+        self._writer = writer
+        self._embedder = embedder
+        self._index: USearchIndex | None = None
+        self._index_ready = threading.Event()
+        self._index_dirty = False
+        self._last_save = time.monotonic()
+        self._startup_error: BaseException | None = None
+        self.last_stats = IndexStats()
+        self.live_stats = IndexStats()  # totals of every change set the watcher handed over
+        self.totals = IndexStats()  # totals of all indexing work: syncs and change sets
+        self._watcher = FolderWatcher(
+            debounce=config.debounce_seconds,
+            on_changes=self._submit_changes,
+            on_reappeared=self._submit_sync,
+            on_pending=writer.hold,
+            on_error=lambda folder, reason: self.store.record_error(folder, None, reason),
+            ignore_patterns=config.ignore_patterns,
+            exclude=(data_dir.resolve(),),
+        )
+
+    def start(self) -> None:
+        """Watch every folder and queue the index's opening and a sync of each."""
+        self._watcher.start()
+        self._writer.submit("Opening the index", self._open_index)
+        for folder in self.store.folders():
+            # Watch before the start-up sync, so nothing changed during it is missed.
+            self._watcher.watch(folder.path)
+            self._submit_sync(folder.path)
+
+    # -- folders -------------------------------------------------------------------------
+    def add_folder(self, path: Path | str) -> None:
+        """Index a folder recursively in the background; returns at once.
+
+        Raises:
+            FolderNotFoundError: ``path`` is empty or not an existing directory.
+            FolderRefusedError: the root or a system directory (see
+                :func:`engine.library.scanning.refused_folder`).
+        """
+        if not str(path).strip():
+            raise FolderNotFoundError("No folder given (an empty path)")
+        folder = Path(path).expanduser().resolve()
+        if not folder.is_dir():
+            raise FolderNotFoundError(f"Not a folder: {folder}")
+        refusal = refused_folder(folder)
+        if refusal:
+            raise FolderRefusedError(refusal)
+        self.store.add_folder(folder)
+        self._watcher.watch(folder)
+        self._submit_sync(folder)
+
+    def remove_folder(self, path: Path | str) -> None:
+        """Forget a folder and every chunk indexed from it (in the background)."""
+        folder = Path(path).expanduser().resolve()
+        self._watcher.unwatch(folder)
+
+        def run(cancel: threading.Event) -> None:
+            record = self.store.get_folder(folder)
+            if record is not None:
+                self._indexer().remove_folder(record)
+
+        self._writer.submit(f"Removing {folder}", run, folder)
+
+    def resync(self) -> None:
+        """Re-scan every folder for changes made behind the engine's back."""
+        for folder in self.store.folders():
+            self._submit_sync(folder.path)
+
+    @property
+    def watch_grace(self) -> float:
+        """How long a file just written may take to reach the watcher (0: none watched)."""
+        return EVENT_GRACE_SECONDS if self._watcher.folders else 0.0
+
+    # -- search --------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Whether the vector index is open (searches before it wait for it)."""
+        return self._index_ready.is_set() and self._startup_error is None
+
+    @property
+    def index(self) -> USearchIndex | None:
+        """The vector index, once open."""
+        return self._index
+
+    def search(
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        mode: SearchMode | str = SearchMode.HYBRID,
+        fusion: str | None = None,
+        boosts: dict[int, float] | None = None,
+    ) -> list[Hit]:
+        """The passages that best match ``query``, best first.
+
+        Args:
+            boosts: Score added per chunk id (rated passages of similar questions);
+                a boosted passage the search missed is brought in.
+
+        Raises:
+            StoreError: the store was damaged after it was opened.
+        """
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        index = self.wait_for_index()
+        cfg = self.config
+        try:
+            hits = hybrid_search(
+                query,
+                store=self.store,
+                index=index,
+                embedder=self._embedder(),
+                limit=max(limit, cfg.candidates) if boosts else limit,
+                mode=SearchMode(mode),
+                candidates=cfg.candidates,
+                fusion=fusion or cfg.fusion,
+                dense_weight=cfg.dense_weight,
+                rrf_k=cfg.rrf_k,
+            )
+            if not boosts:
+                return hits
+            extra = self.store.get_chunks(k for k, v in boosts.items() if v > 0)
+        except sqlite3.DatabaseError as exc:  # damage that appeared after open
+            raise StoreError(
+                f"The search index {self.store.path} is damaged ({exc}). Restart Kenning: "
+                "it checks the file at start and rebuilds it from your files."
+            ) from exc
+        return apply_boosts(hits, boosts, extra.values())[:limit]
+
+    def wait_for_index(self) -> USearchIndex:
+        """The vector index, waiting for it to open; re-raises what kept it from opening."""
+        if not self._index_ready.wait(timeout=600):
+            raise EngineError("the vector index did not open in time")
+        if self._startup_error is not None:
+            raise self._startup_error
+        assert self._index is not None
+        return self._index
+
+    # -- status --------------------------------------------------------------------------
+    def folder_statuses(self) -> tuple[FolderStatus, ...]:
+        """Each folder's counts, skipped files and state (indexing, queued, ready, missing)."""
+        running = self._writer.running
+        queued = self._writer.queued_folders()
+
+        def state(path: Path) -> str:
+            if not path.is_dir():
+                return "missing"
+            if running is not None and running.folder == path:
+                return "indexing"
+            return "queued" if path in queued else "ready"
+
+        return folder_statuses(self.store, state)
+
+    def record_error(self, path: Path, reason: str) -> None:
+        """Show ``reason`` about ``path`` in status (a store beside the library, damaged)."""
+        self.store.record_error(path, None, reason)
+
+    # -- on the writer -------------------------------------------------------------------
+    def after_job(self, queue_empty: bool) -> None:
+        """Save the vector index once the writer has nothing else queued."""
+        if queue_empty and self._index_dirty:
+            self._save_index()
+
+    def close(self, *, writer_stopped: bool) -> None:
+        """Save the index and close the store.
+
+        Args:
+            writer_stopped: False when the writer is still in a step (a model still
+                loading): then the store is closed between two writes and the vector
+                index left unsaved, to be repaired from the store at the next open.
+        """
+        if writer_stopped:
+            if self._index is not None and self._index_dirty:
+                self._save_index()
+            self.store.close()
+        else:
+            self.store.close_between_writes(timeout=1.0)
+
+    def stop_watching(self) -> None:
+        """Stop the watcher: no change set may arrive after the writer's last job."""
+        self._watcher.stop()
+
+    def _submit_sync(self, folder: Path) -> None:
+        def run(cancel: threading.Event) -> None:
+            record = self.store.get_folder(folder)
+            if record is None:
+                return
+            if not folder.is_dir():
+                log.warning("folder missing: %s", folder)
+                return
+            self.last_stats = self._indexer().sync_folder(record, self._writer.progress, cancel)
+            self.totals.add(self.last_stats)
+
+        self._writer.submit(f"Indexing {folder}", run, folder)
+
+    def _submit_changes(self, changes: ChangeSet) -> None:
+        """Queue a change set from the watcher as one job on the writer."""
+        folder = changes.folder
+
+        def run(cancel: threading.Event) -> None:
+            record = self.store.get_folder(folder)
+            if record is None:
+                return  # removed meanwhile
+            if not folder.is_dir():
+                self._watcher.mark_lost(folder)  # a full sync on its return catches up
+                return
+            stats = IndexStats()
+            rules = self._watcher.rules(folder)
+            progress = self._writer.progress
+            try:
+                retry = apply_change_set(
+                    self._indexer(), record, changes, rules, progress, cancel, stats
+                )
+            finally:
+                self.last_stats = stats
+                self.live_stats.add(stats)
+                self.totals.add(stats)
+            for path in retry:
+                self._watcher.requeue(folder, path)
+
+        self._writer.submit(f"Updating {folder}", run, folder)
+
+    def _open_index(self, cancel: threading.Event) -> None:
+        """Load the vector index and make it agree with the store (crash repair)."""
+        try:
+            embedder = self._embedder()
+        except BaseException as exc:
+            self._startup_error = exc  # searches re-raise it instead of waiting forever
+            self._index_ready.set()
+            raise
+        path = self.data_dir / INDEX_FILE
+        # The vector index is derived data: one made by another embedding model or in
+        # another format is rebuilt from the stored chunk texts, without re-parsing.
+        model_changed = self.store.get_meta("embedding_model") not in (None, embedder.model_id)
+        model_changed |= self.store.get_meta("index_format") not in (None, str(INDEX_FORMAT))
+        index = USearchIndex(embedder.dim)
+        if path.exists() and not model_changed:
+            try:
+                index = USearchIndex.load(path, embedder.dim)
+            except ValueError as exc:
+                log.warning("%s; rebuilding it from the stored chunk texts", exc)
+        self.store.set_meta("embedding_model", embedder.model_id)
+        self.store.set_meta("index_format", str(INDEX_FORMAT))
+        self._index = index
+        self._index_ready.set()
+        self._indexer().repair(self._writer.progress, cancel)
+
+    def _indexer(self) -> Indexer:
+        if self._index is None:
+            raise EngineError("the vector index is not open")
+        return Indexer(
+            self.store, self._index, self._embedder, self.config, on_index_changed=self._mark_dirty
+        )
+
+    def _mark_dirty(self) -> None:
+        self._index_dirty = True
+        if time.monotonic() - self._last_save > self.config.index_save_interval:
+            self._save_index()
+
+    def _save_index(self) -> None:
+        if self._index is None:
+            return
+        self._index_dirty = False
+        self._index.save(self.data_dir / INDEX_FILE)
+        self._last_save = time.monotonic()
