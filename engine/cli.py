@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         "prepare",
         help="check the bundled models load and build the per-user model cache (run by make)",
     )
+    p_mcp = sub.add_parser(
+        "mcp",
+        parents=[common],
+        help="serve search and answers to other tools (Model Context Protocol over stdio)",
+    )
+    p_mcp.add_argument(
+        "--allow-corrections",
+        action="store_true",
+        help="also offer record_correction (by default clients can only read)",
+    )
     p_gui = sub.add_parser("gui", parents=[common], help="open the desktop window")
     del p_gui
     return parser
@@ -115,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"kenning: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "mcp":
+        from engine.mcp_server import serve
+
+        try:
+            return serve(data_dir, load_config(), allow_corrections=args.allow_corrections)
+        except EngineError as exc:
+            print(f"kenning: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     try:
         with Engine(data_dir, load_config()) as engine:
             return _COMMANDS[args.command](engine, args)

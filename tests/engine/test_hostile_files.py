@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.library import parsing
 from engine.errors import ParseError
+from engine.library import parsing
 from engine.library.parsing import cap_text, parse_bytes, parse_file, read_regular_file
 from engine.library.scanning import IgnoreRules, scan_folder
 from tests.engine.documents import make_docx, make_epub

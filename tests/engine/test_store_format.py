@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from engine import Engine
-from engine.library import chunk_store as chunk_store_module
 from engine.config import CONFIG_FORMAT, EngineConfig, load_config, save_config
 from engine.errors import StoreError, StoreVersionError
 from engine.learning.corrections import CorrectionStore
+from engine.library import chunk_store as chunk_store_module
 from engine.library.chunk_store import ChunkStore
 from engine.library.vector_index import USearchIndex
 from engine.reader.answer_log import AnswerLog
