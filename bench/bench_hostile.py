@@ -94,6 +94,60 @@ def utf16_no_bom(folder: Path) -> Path:
     return path
 
 
+def deck_10000_slides(folder: Path) -> Path:
+    """A PPTX of 10,000 slides, each a title and a line of text (python-pptx)."""
+    from pptx import Presentation
+
+    deck = Presentation()
+    layout = deck.slide_layouts[1]
+    for i in range(10_000):
+        slide = deck.slides.add_slide(layout)
+        slide.shapes.title.text = f"Slide title {i}"
+        slide.placeholders[1].text_frame.text = f"Point number {i} of the long deck."
+    path = folder / "deck.pptx"
+    deck.save(str(path))
+    return path
+
+
+def sheet_million_rows(folder: Path) -> Path:
+    """An XLSX of 1,000,000 rows of three columns (openpyxl, write-only)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("Data")
+    sheet.append(["id", "name", "amount"])
+    for i in range(1_000_000):
+        sheet.append([i, f"customer {i}", i * 0.5])
+    path = folder / "ledger.xlsx"
+    workbook.save(path)
+    return path
+
+
+def csv_million_rows(folder: Path) -> Path:
+    """A CSV of 1,000,000 rows."""
+    path = folder / "ledger.csv"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("id,name,amount\n")
+        f.writelines(f"{i},customer {i},{i * 0.5}\n" for i in range(1_000_000))
+    return path
+
+
+def mbox_5gb(folder: Path) -> Path:
+    """A 5 GB mbox (sparse: a first message, then holes)."""
+    path = folder / "archive.mbox"
+    with open(path, "wb") as f:
+        f.write(b"From ada@example.org Mon Dec  1 10:00:00 2025\nSubject: hi\n\nhello\n")
+        f.truncate(5 * 1024**3)
+    return path
+
+
+def password_xlsx(folder: Path) -> Path:
+    """A password-protected XLSX: Office encrypts it into an OLE container."""
+    path = folder / "salaries.xlsx"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + os.urandom(64 * 1024))
+    return path
+
+
 CASES: dict[str, Callable[[Path], Path]] = {
     "50 MB JSON on one line": one_line_json,
     "DOCX: XML inflating to 1 GB": docx_xml_bomb,
@@ -101,6 +155,11 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "named pipe": fifo,
     "file name not UTF-8": bad_name,
     "UTF-16 without BOM": utf16_no_bom,
+    "PPTX: 10,000 slides": deck_10000_slides,
+    "XLSX: 1,000,000 rows": sheet_million_rows,
+    "CSV: 1,000,000 rows": csv_million_rows,
+    "mbox: 5 GB": mbox_5gb,
+    "XLSX: password-protected": password_xlsx,
 }
 
 

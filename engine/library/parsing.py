@@ -42,7 +42,9 @@ class ParsedDocument:
     """A document's extracted text plus where its pages and headings start."""
 
     text: str
-    kind: str  # "text", "markdown", "rst", "html", "pdf", "docx", "epub", "code"
+    # "text", "markdown", "rst", "html", "pdf", "docx", "epub", "code", "pptx", "xlsx",
+    # "csv", "odt", "ipynb", "eml", "mbox"
+    kind: str
     headings: tuple[Heading, ...] = ()
     # page_starts[i] is the offset where page i + 1 begins; empty when pages do not apply.
     page_starts: tuple[int, ...] = ()
@@ -70,7 +72,7 @@ class ParsedDocument:
 _CODE_SUFFIXES = (
     ".py .pyi .js .jsx .ts .tsx .java .kt .scala .c .h .cc .cpp .hpp .cs .go .rs .rb .php"
     " .swift .lua .r .jl .pl .sh .bash .zsh .ps1 .bat .toml .yaml .yml .json .xml .ini"
-    " .cfg .conf .css .scss .sql .csv .tsv .tex .bib .org .adoc"
+    " .cfg .conf .css .scss .sql .tex .bib .org .adoc"
 )
 # Plain-text suffixes and the kind each yields; the text is the decoded file, unchanged.
 _TEXT_KINDS: dict[str, str] = {
@@ -690,11 +692,26 @@ def _utf16_without_bom(data: bytes) -> str | None:
 _HEADING_FINDERS = {"markdown": markdown_headings, "rst": rst_headings}
 
 
+def _formats(name: str) -> Callable[[bytes], ParsedDocument]:
+    """A parser of :mod:`engine.library.formats`, imported on first use (it imports this)."""
+
+    def parse(data: bytes) -> ParsedDocument:
+        from engine.library import formats
+
+        parser: Callable[[bytes], ParsedDocument] = getattr(formats, name)
+        return parser(data)
+
+    return parse
+
+
 _RICH_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
     **dict.fromkeys(_HTML_SUFFIXES, _parse_html),
     ".pdf": _parse_pdf,
     ".docx": _parse_docx,
     ".epub": _parse_epub,
+    **{f".{kind}": _formats(f"parse_{kind}") for kind in ("pptx", "xlsx", "odt", "ipynb")},
+    **{f".{kind}": _formats(f"parse_{kind}") for kind in ("csv", "eml", "mbox")},
+    ".tsv": _formats("parse_csv"),
 }
 
 _KINDS = {**_TEXT_KINDS, **{s: "html" if s in _HTML_SUFFIXES else s[1:] for s in _RICH_PARSERS}}
