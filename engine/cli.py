@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_search.add_argument("--limit", type=int, default=10, help="most results (default 10)")
     p_search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p_search.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_search.add_argument(
+        "--in",
+        dest="within",
+        type=_folder_arg,
+        default=None,
+        metavar="PATH",
+        help="search only this file, or the files under this folder",
+    )
     p_status = sub.add_parser("status", parents=[common], help="folders, counts, skipped files")
     p_status.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_watch = sub.add_parser("watch", parents=[common], help="index folders and keep them in sync")
@@ -76,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("question")
     p_ask.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_ask.add_argument("--conversation", default=None, help="id that links follow-ups")
+    p_ask.add_argument(
+        "--in",
+        dest="within",
+        type=_folder_arg,
+        default=None,
+        metavar="PATH",
+        help="answer from this file only, or from the files under this folder",
+    )
     sub.add_parser(
         "prepare",
         help="check the bundled models load and build the per-user model cache (run by make)",
@@ -221,7 +237,7 @@ def _index(engine: Engine, args: argparse.Namespace) -> int:
 def _search(engine: Engine | LibraryReader, args: argparse.Namespace) -> int:
     if isinstance(engine, Engine):
         engine.wait_until_idle(timeout=3600)
-    hits = engine.search(args.query, limit=args.limit, mode=args.mode)
+    hits = engine.search(args.query, limit=args.limit, mode=args.mode, within=args.within)
     if args.json:
         print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
         return EXIT_OK

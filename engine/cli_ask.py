@@ -34,7 +34,10 @@ def ask_command(engine: Engine, args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     answer = engine.ask(
-        args.question, on_token=None if as_json else stream, conversation_id=conversation
+        args.question,
+        on_token=None if as_json else stream,
+        conversation_id=conversation,
+        within=getattr(args, "within", None),
     )
     if as_json:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))

@@ -229,6 +229,7 @@ class Engine:
         mode: SearchMode | str = SearchMode.HYBRID,
         fusion: str | None = None,
         feedback: bool = True,
+        within: Path | str | None = None,
     ) -> list[Hit]:
         """The passages that best match ``query``, best first.
 
@@ -238,12 +239,18 @@ class Engine:
             mode: "hybrid" (default), "dense" or "bm25".
             fusion: Override the configured fusion ("convex" or "rrf") for this call.
             feedback: Apply the boosts from rated passages of similar questions.
+            within: Search only this file, or the files under this folder.
+
+        Raises:
+            FolderNotFoundError: nothing is indexed at ``within``.
         """
         self._check_open()
         query = clean_text(query)
         self.library.wait_for_index()
         boosts = self.learning.boosts(query) if feedback else None
-        return self.library.search(query, limit, mode=mode, fusion=fusion, boosts=boosts)
+        return self.library.search(
+            query, limit, mode=mode, fusion=fusion, boosts=boosts, within=within
+        )
 
     def pause_indexing(self) -> None:
         """Hold indexing after the file in progress until :meth:`resume_indexing`.
@@ -273,6 +280,7 @@ class Engine:
         *,
         on_token: TokenCallback | None = None,
         conversation_id: str | None = None,
+        within: Path | str | None = None,
     ) -> Answer:
         """Answer from the indexed documents, citing the passage, or say they do not say.
 
@@ -283,12 +291,15 @@ class Engine:
             question: Free text.
             on_token: Receives the answer text as it is produced.
             conversation_id: Follow-ups in one conversation may lean on the last turn.
+            within: Answer from this file only, or from the files under this folder
+                (a correction of the question still answers first).
 
         Returns:
             The answer, its sources and citations; stored under ``answer_id``.
 
         Raises:
             ModelNotAvailableError: the answer model is missing or broken.
+            FolderNotFoundError: nothing is indexed at ``within``.
         """
         self._check_open()
         question = clean_text(question)
@@ -299,7 +310,7 @@ class Engine:
         query = condense_query(question, *(previous or (None, "")))
         learning = self.learning.usable()
         match = self.learning.lookup(question) if cfg.use_correction_memory and learning else None
-        hits = self.search(query, limit=cfg.answer_passages)
+        hits = self.search(query, limit=cfg.answer_passages, within=within)
         retrieved = time.perf_counter()
         if match is not None:
             answer = corrected_answer(question, hits, match.correction)

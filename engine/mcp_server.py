@@ -73,22 +73,22 @@ class Library:
         self.open()
         return self._engine is None
 
-    def search(self, query: str, limit: int) -> list[Hit]:
+    def search(self, query: str, limit: int, within: str | None = None) -> list[Hit]:
         self.open()
         if self._engine is not None:
-            return self._engine.search(query, limit)
+            return self._engine.search(query, limit, within=within)
         assert self._reader is not None
-        return self._reader.search(query, limit)
+        return self._reader.search(query, limit, within=within)
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, within: str | None = None) -> Answer:
         self.open()
         if self._engine is not None:
-            return self._engine.ask(question)
+            return self._engine.ask(question, within=within)
         assert self._reader is not None
         if self._span_reader is None:
             path = self.config.reader_model or bundled_reader_path()
             self._span_reader = SpanReader.load(Path(path).expanduser())
-        hits = self._reader.search(question, self.config.answer_passages)
+        hits = self._reader.search(question, self.config.answer_passages, within=within)
         return read_answer(
             self._span_reader, question, hits, threshold=self.config.reader_threshold
         )
@@ -208,22 +208,24 @@ def build_server(library: Library, *, allow_corrections: bool = False) -> Any:
             raise ToolError(str(exc).strip("'\"")) from exc
 
     @server.tool()
-    def search(query: str, limit: int = 10) -> dict[str, Any]:
-        """The passages of the person's documents that best match ``query``, best first."""
+    def search(query: str, limit: int = 10, within: str | None = None) -> dict[str, Any]:
+        """The passages of the person's documents that best match ``query``, best first;
+        ``within`` (a file or folder path) searches only there."""
         if not query.strip():
             raise ToolError("give some words to look for")
         limit = max(1, min(limit, MAX_LIMIT))
         return clearly(lambda: {"passages": [hit_record(h) for h in library.search(query, limit)]})
 
     @server.tool()
-    def ask(question: str) -> dict[str, Any]:
+    def ask(question: str, within: str | None = None) -> dict[str, Any]:
         """Answer from the person's documents, quoting the sentence the answer came from,
-        or say the documents do not say (``abstained``)."""
+        or say the documents do not say (``abstained``); ``within`` (a file or folder
+        path) answers from there only."""
         if not question.strip():
             raise ToolError("ask a question")
         return clearly(
             lambda: answer_record(
-                library.ask(question), READ_ONLY_NOTE if library.read_only else None
+                library.ask(question, within), READ_ONLY_NOTE if library.read_only else None
             )
         )
 

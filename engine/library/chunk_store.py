@@ -9,6 +9,7 @@ longer exists, never at a different one, which is what makes repair simple.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import sqlite3
 import threading
@@ -566,21 +567,36 @@ class ChunkStore:
         found = self.get_chunks(ids)
         return [found[i] for i in ids]
 
-    def bm25_search(self, query: str, limit: int) -> list[tuple[int, float]]:
-        """BM25 over chunk text and headings; (chunk id, score) best first, score > 0."""
+    def bm25_search(
+        self, query: str, limit: int, *, within: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """BM25 over chunk text and headings; (chunk id, score) best first, score > 0.
+
+        Args:
+            within: Only these chunk ids (a scope: see :meth:`chunk_ids_under`).
+        """
         match = fts_query(query)
-        if not match or limit <= 0:
+        if not match or limit <= 0 or (within is not None and not within):
             return []
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts"
-                " WHERE chunks_fts MATCH ? ORDER BY s LIMIT ?",
-                (match, limit),
-            )
-            .fetchall()
+        sql = (
+            "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) AS s FROM chunks_fts WHERE chunks_fts MATCH ?"
         )
+        params: list[object] = [match]
+        if within is not None:
+            sql += " AND rowid IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps([int(i) for i in within]))
+        rows = self._conn().execute(sql + " ORDER BY s LIMIT ?", (*params, limit)).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def chunk_ids_under(self, path: Path) -> list[int]:
+        """Ids of every chunk of the file at ``path``, or of the files beneath it."""
+        base = _db(path).rstrip("/")
+        rows = self._conn().execute(
+            "SELECT chunks.id FROM chunks JOIN files ON files.id = chunks.file_id"
+            " WHERE files.path = ? OR (files.path >= ? AND files.path < ?)",
+            (base, base + "/", base + "0"),
+        )
+        return [int(r[0]) for r in rows]
 
 
 def fts_query(text: str) -> str:

@@ -198,19 +198,26 @@ class Library:
         mode: SearchMode | str = SearchMode.HYBRID,
         fusion: str | None = None,
         boosts: dict[int, float] | None = None,
+        within: Path | str | None = None,
     ) -> list[Hit]:
         """The passages that best match ``query``, best first.
 
         Args:
             boosts: Score added per chunk id (rated passages of similar questions);
                 a boosted passage the search missed is brought in.
+            within: Only passages of this file, or of the files under this folder.
 
         Raises:
             StoreError: the store was damaged after it was opened.
+            FolderNotFoundError: nothing is indexed at ``within``.
         """
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         index = self.wait_for_index()
         cfg = self.config
+        scope = self.scope(within) if within is not None else None
+        if scope is not None and boosts:
+            allowed = set(scope)
+            boosts = {k: v for k, v in boosts.items() if k in allowed}
         try:
             hits = hybrid_search(
                 query,
@@ -223,6 +230,7 @@ class Library:
                 fusion=fusion or cfg.fusion,
                 dense_weight=cfg.dense_weight,
                 rrf_k=cfg.rrf_k,
+                within=scope,
             )
             if not boosts:
                 return hits
@@ -233,6 +241,22 @@ class Library:
                 "it checks the file at start and rebuilds it from your files."
             ) from exc
         return apply_boosts(hits, boosts, extra.values())[:limit]
+
+    def scope(self, within: Path | str) -> list[int]:
+        """The chunk ids of the file ``within``, or of every file beneath the folder.
+
+        Raises:
+            FolderNotFoundError: nothing is indexed there (outside the library,
+                skipped, or not indexed yet).
+        """
+        path = Path(within).expanduser().resolve()
+        ids = self.store.chunk_ids_under(path)
+        if not ids:
+            raise FolderNotFoundError(
+                f"Nothing is indexed at {path}: it is outside your folders, was skipped "
+                "(see status), or is not indexed yet"
+            )
+        return ids
 
     def wait_for_index(self) -> USearchIndex:
         """The vector index, waiting for it to open; re-raises what kept it from opening."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.embedding import Embedder
-from engine.errors import StoreError
+from engine.errors import FolderNotFoundError, StoreError
 from engine.library.chunk_store import ChunkStore
 from engine.library.library import INDEX_FILE, STORE_FILE, folder_statuses
 from engine.library.retrieval import Hit, SearchMode
@@ -63,9 +63,21 @@ class LibraryReader:
             return self._index
 
     def search(
-        self, query: str, limit: int = 10, *, mode: SearchMode | str = "hybrid"
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        mode: SearchMode | str = "hybrid",
+        within: Path | str | None = None,
     ) -> list[Hit]:
+        """Like :meth:`engine.Engine.search`, on what the writer last saved."""
         cfg = self.config
+        scope = None
+        if within is not None:
+            path = Path(within).expanduser().resolve()
+            scope = self.store.chunk_ids_under(path)
+            if not scope:
+                raise FolderNotFoundError(f"Nothing is indexed at {path}")
         return hybrid_search(
             query,
             store=self.store,
@@ -77,6 +89,7 @@ class LibraryReader:
             fusion=cfg.fusion,
             dense_weight=cfg.dense_weight,
             rrf_k=cfg.rrf_k,
+            within=scope,
         )
 
     def status(self) -> Status:

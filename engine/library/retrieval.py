@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
+
 from engine.embedding import Embedder
 from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.vector_index import VectorIndex
@@ -115,6 +117,7 @@ def search(
     fusion: str = "convex",
     dense_weight: float = 0.5,
     rrf_k: int = 60,
+    within: Sequence[int] | None = None,
 ) -> list[Hit]:
     """Find the passages that best answer ``query``.
 
@@ -129,6 +132,8 @@ def search(
         fusion: "convex" (normalised score combination) or "rrf" (reciprocal rank).
         dense_weight: Share of the dense score in convex fusion.
         rrf_k: RRF constant; larger flattens the rank weights.
+        within: Search only these chunk ids (a file or folder the person chose);
+            dense scores are then exact over them rather than from the HNSW graph.
 
     Returns:
         Hits best first; empty for an empty query or an empty index.
@@ -140,11 +145,15 @@ def search(
     bm25: dict[int, float] = {}
     rankings: list[list[int]] = []
     if mode in (SearchMode.HYBRID, SearchMode.DENSE):
-        keys, sims = index.search(embedder.embed_query(query), depth)
+        vector = embedder.embed_query(query)
+        if within is None:
+            keys, sims = index.search(vector, depth)
+        else:
+            keys, sims = index.search_among(vector, np.asarray(within, dtype=np.uint64), depth)
         similarity = {int(k): float(s) for k, s in zip(keys, sims, strict=True)}
         rankings.append(list(similarity))
     if mode in (SearchMode.HYBRID, SearchMode.BM25):
-        bm25 = dict(store.bm25_search(query, depth))
+        bm25 = dict(store.bm25_search(query, depth, within=within))
         rankings.append(list(bm25))
     if fusion == "rrf":
         fused = fuse_ranks(rankings, k=rrf_k)

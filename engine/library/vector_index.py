@@ -36,6 +36,11 @@ class VectorIndex(Protocol):
     def search(self, query: Vectors, limit: int) -> tuple[Keys, npt.NDArray[np.float32]]:
         """Nearest keys to a (dim,) query with cosine similarities, best first."""
 
+    def search_among(
+        self, query: Vectors, keys: Keys, limit: int
+    ) -> tuple[Keys, npt.NDArray[np.float32]]:
+        """Exact cosine search over ``keys`` only (a scope: one file or folder)."""
+
     def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
         """Membership of each key."""
 
@@ -102,6 +107,23 @@ class USearchIndex:
         keys = np.asarray(matches.keys, dtype=np.uint64)
         scores = 1.0 - np.asarray(matches.distances, dtype=np.float32)
         return keys, scores.astype(np.float32)
+
+    def search_among(
+        self, query: Vectors, keys: Keys, limit: int
+    ) -> tuple[Keys, npt.NDArray[np.float32]]:
+        """Exact over the scope: HNSW with a filter would still walk the whole graph
+        for a scope of one file, while a file's few hundred vectors score in microseconds."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        with self._lock:
+            if len(keys) == 0 or len(self._index) == 0 or limit <= 0:
+                return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+            present = keys[self._contains(keys)]
+            if len(present) == 0:
+                return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+            vectors = np.asarray(self._index.get(present), dtype=np.float32).reshape(
+                len(present), self.dim
+            )
+        return _top_cosine(query, present, vectors, limit, self.dim)
 
     def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
         with self._lock:
@@ -215,6 +237,16 @@ class ExactIndex:
         top = np.argsort(-scores, kind="stable")[:limit]
         return keys[top], scores[top].astype(np.float32)
 
+    def search_among(
+        self, query: Vectors, keys: Keys, limit: int
+    ) -> tuple[Keys, npt.NDArray[np.float32]]:
+        with self._lock:
+            mask = np.isin(self._keys, np.asarray(keys, dtype=np.uint64))
+            present, vectors = self._keys[mask], self._vectors[mask]
+        if len(present) == 0 or limit <= 0:
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+        return _top_cosine(query, present, vectors, limit, self.dim)
+
     def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
         with self._lock:
             return np.isin(np.asarray(keys, dtype=np.uint64), self._keys)
@@ -246,3 +278,13 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _top_cosine(
+    query: Vectors, keys: Keys, vectors: Vectors, limit: int, dim: int
+) -> tuple[Keys, npt.NDArray[np.float32]]:
+    """The ``limit`` keys whose vectors are nearest ``query`` by cosine, best first."""
+    q = _normalize(np.asarray(query, dtype=np.float32).reshape(1, dim))[0]
+    scores = _normalize(np.asarray(vectors, dtype=np.float32)) @ q
+    top = np.argsort(-scores, kind="stable")[:limit]
+    return np.asarray(keys, dtype=np.uint64)[top], scores[top].astype(np.float32)
