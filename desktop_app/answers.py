@@ -58,6 +58,7 @@ class AnswerFlow(QObject):
         self.sources = ask_page.sources
         self.ask_id: int | None = None
         self.conversation_id: str | None = None
+        self.scope: str | None = None  # the file or folder questions are asked of, if one
         self.correction_dialog: CorrectionDialog | None = None
         self._view_request: tuple[str, tuple[int, int] | None] | None = None
         self._learning_timer = QTimer(self, interval=LEARNING_POLL_MS)
@@ -69,6 +70,7 @@ class AnswerFlow(QObject):
         self.question_box.sig_stop.connect(self.stop_answer)
         self.ask_page.correct_button.clicked.connect(self.open_correction)
         self.ask_page.sig_new_conversation.connect(self.new_conversation)
+        self.ask_page.sig_scope_cleared.connect(lambda: self.set_scope(None))
         self.ask_page.sig_conversation_chosen.connect(self.bridge.load_conversation)
         self.transcript.sig_citation_clicked.connect(self._citation_clicked)
         self.sources.sig_view.connect(self.view_source)
@@ -103,6 +105,13 @@ class AnswerFlow(QObject):
         self.tabs.setCurrentWidget(self.ask_page)
         self.question_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
+    def set_scope(self, path: str | None) -> None:
+        """Ask the next questions of ``path`` only (a file or folder; None: everything)."""
+        self.scope = path
+        self.ask_page.show_scope(path)
+        if path is not None:
+            self.focus_question()
+
     def ask(self, question: str) -> None:
         """Ask ``question`` in the current conversation; the answer streams into the transcript."""
         question = question.strip()
@@ -118,7 +127,7 @@ class AnswerFlow(QObject):
         self.transcript.add_turn(question)
         self.sources.show_answer(None)
         self.ask_page.set_asking(True)
-        self.ask_id = self.bridge.ask(question, self.conversation_id)
+        self.ask_id = self.bridge.ask(question, self.conversation_id, within=self.scope)
         self.settings.setValue("ask/history", self.question_box.history)
 
     def stop_answer(self) -> None:

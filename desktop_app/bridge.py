@@ -400,7 +400,9 @@ class EngineBridge(QObject):
         )
 
     # -- requests: answers ---------------------------------------------------------------
-    def ask(self, question: str, conversation_id: str | None = None) -> int:
+    def ask(
+        self, question: str, conversation_id: str | None = None, *, within: str | None = None
+    ) -> int:
         """Answer ``question``; returns its ask id at once.
 
         ``sig_answer_started``, then ``sig_answer_token`` per piece of text, then
@@ -424,6 +426,7 @@ class EngineBridge(QObject):
                     question,
                     on_token=lambda piece: on_token(piece, report),
                     conversation_id=conversation_id,
+                    within=within,
                 )
             except AnswerStopped:
                 return None

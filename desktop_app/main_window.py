@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
             self.progress,
             self.settings,
         )
+        self.results.sig_ask_within.connect(self.answers.set_scope)
         self._build_actions()
         self._wire_bridge()
         self._show_hint()

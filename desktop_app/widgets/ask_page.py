@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -38,6 +39,7 @@ class AskPage(QWidget):
 
     sig_conversation_chosen = Signal(str)  # conversation id
     sig_new_conversation = Signal()
+    sig_scope_cleared = Signal()  # "Ask all documents" on the scope bar
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +75,18 @@ class AskPage(QWidget):
         self.stop_button.setToolTip("Stop the answer (Esc)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.question.sig_stop)
+        # Shown while questions are asked of one file or folder only.
+        self.scope_label = QLabel(self)
+        self.scope_label.setAccessibleName("Asking about")
+        self.scope_clear = QPushButton("Ask all documents", self)
+        self.scope_clear.setAccessibleName("Ask all documents again")
+        self.scope_clear.clicked.connect(self.sig_scope_cleared)
+        self.scope_bar = QWidget(self)
+        scope_row = QHBoxLayout(self.scope_bar)
+        scope_row.setContentsMargins(0, 0, 0, 0)
+        scope_row.addWidget(self.scope_label, 1)
+        scope_row.addWidget(self.scope_clear)
+        self.scope_bar.hide()
         question_row = QHBoxLayout()
         question_row.addWidget(self.question, 1)
         question_row.addWidget(self.ask_button)
@@ -84,6 +98,7 @@ class AskPage(QWidget):
         left_layout.addLayout(top)
         left_layout.addWidget(self.transcript, 1)
         left_layout.addLayout(answer_row)
+        left_layout.addWidget(self.scope_bar)
         left_layout.addLayout(question_row)
 
         self.sources = SourcesPanel(self)
@@ -97,6 +112,13 @@ class AskPage(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
         self.show_conversations([])
+
+    def show_scope(self, path: str | None) -> None:
+        """Say which file or folder questions are asked of (None: all documents)."""
+        self.scope_bar.setVisible(path is not None)
+        if path is not None:
+            self.scope_label.setText(f"Asking about {path} only")
+            self.scope_label.setToolTip(path)
 
     def set_asking(self, asking: bool) -> None:
         self.stop_button.setEnabled(asking)

@@ -25,6 +25,7 @@ from PySide6.QtGui import QAbstractTextDocumentLayout, QPainter, QPalette, QText
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
+    QMenu,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -227,6 +228,7 @@ class ResultsView(QListView):
 
     sig_open_requested = Signal(str)
     sig_hit_selected = Signal(object)  # Hit, or None when the selection is cleared
+    sig_ask_within = Signal(str)  # path: "Ask about this file only"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -241,6 +243,26 @@ class ResultsView(QListView):
         self.setAccessibleName("Search results")
         self.activated.connect(self._open)
         self.selectionModel().currentChanged.connect(self._current_changed)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+
+    def menu_for(self, index: QModelIndex) -> QMenu | None:
+        """The context menu of a result card (None off the cards)."""
+        hit = index.data(HitRole) if index.isValid() else None
+        if hit is None:
+            return None
+        path = str(hit.path)
+        menu = QMenu(self)
+        menu.addAction("Open file", lambda: self.sig_open_requested.emit(path))
+        menu.addAction("Ask about this file only…", lambda: self.sig_ask_within.emit(path))
+        folder = str(Path(path).parent)
+        menu.addAction("Ask about its folder only…", lambda: self.sig_ask_within.emit(folder))
+        return menu
+
+    def _menu(self, position: Any) -> None:
+        menu = self.menu_for(self.indexAt(position))
+        if menu is not None:
+            menu.exec(self.viewport().mapToGlobal(position))
 
     def set_results(self, query: str, hits: Sequence[Any]) -> None:
         self.results.set_results(query, hits)

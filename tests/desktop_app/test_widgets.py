@@ -173,7 +173,7 @@ class SlowEngine:
     def __init__(self) -> None:
         self.stopped_early = threading.Event()
 
-    def ask(self, question: str, *, on_token: Any, conversation_id: Any) -> Any:
+    def ask(self, question: str, *, on_token: Any, conversation_id: Any, within: Any) -> Any:
         for _ in range(10_000):
             try:
                 on_token("x")

@@ -186,3 +186,36 @@ def test_pause_holds_indexing_and_resume_finishes_it(
     qtbot.mouseClick(window.progress.pause_button, Qt.MouseButton.LeftButton)
     assert window.progress.pause_button.text() == "Pause"
     qtbot.waitUntil(lambda: _indexed(window, many, FILES_TO_PAUSE), timeout=INDEX_TIMEOUT_MS)
+
+
+def test_ask_about_one_file_only_from_a_result_card(
+    qtbot: Any, window: MainWindow, notes: Path
+) -> None:
+    window.add_folder(notes)
+    qtbot.waitUntil(lambda: _indexed(window, notes, 3), timeout=INDEX_TIMEOUT_MS)
+    hits = _search(qtbot, window, "water the basil")
+    assert Path(hits[0].path).name == "garden.md"
+
+    menu = window.results.menu_for(window.results.model().index(0, 0))
+    assert menu is not None
+    only_file = next(a for a in menu.actions() if a.text() == "Ask about this file only…")
+    only_file.trigger()
+    assert window.ask_page.scope_bar.isVisibleTo(window)
+    assert "garden.md" in window.ask_page.scope_label.text()
+    qtbot.waitUntil(window.question_box.hasFocus)
+
+    def ask(question: str) -> Any:
+        window.question_box.setText(question)
+        with qtbot.waitSignal(window.bridge.sig_answer_done, timeout=300_000) as done:
+            qtbot.keyClick(window.question_box, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: not window.ask_page.stop_button.isEnabled())
+        return done.args[1]
+
+    scoped = ask("When is the dentist appointment?")
+    assert {Path(h.path).name for h in scoped.sources} == {"garden.md"}
+    assert "Tuesday" not in scoped.text  # the dentist note was not asked
+
+    qtbot.mouseClick(window.ask_page.scope_clear, Qt.MouseButton.LeftButton)
+    assert not window.ask_page.scope_bar.isVisibleTo(window)
+    everywhere = ask("When is the dentist appointment?")
+    assert Path(everywhere.sources[0].path).name == "dentist.md"
