@@ -103,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bridge = EngineBridge(data_dir, config)
     window = MainWindow(bridge)
     window.show()  # the engine starts behind the visible window
+    from desktop_app.tray import install_tray
+
+    tray = install_tray(bridge, window)  # quick ask from the panel, where there is one
     if options.quit_after is not None:
         _quit_when_ready(bridge, window, options.quit_after)
     exit_guard = ExitGuard(bridge, window)
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = app.exec()
     finally:
+        if tray is not None:
+            tray.hide()
         exit_guard.finish(code)
     return code
 
