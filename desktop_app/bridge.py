@@ -169,6 +169,7 @@ class EngineBridge(QObject):
             _describe,
             opening="starting Kenning",
             not_open="Kenning did not start.",
+            thread_prefix="kenning",
         )
         lanes.sig_yielded.connect(self._on_yielded)
         lanes.sig_returned.connect(self._on_returned)

@@ -162,6 +162,7 @@ class Lanes(QObject):
         describe: Turns an exception into (message, details) for the person.
         opening: What opening is, for its error ("starting Kenning").
         not_open: Prefix of the error every job gets when opening failed.
+        thread_prefix: Names the threads ``<prefix>-<lane>`` (for debuggers and logs).
 
     A set is used once: to open a new context (new settings), retire this one
     and make another. Keep a reference until :attr:`running` is False: a
@@ -187,6 +188,7 @@ class Lanes(QObject):
         *,
         opening: str = "opening",
         not_open: str = "",
+        thread_prefix: str = "lane",
     ) -> None:
         super().__init__()
         if not names:
@@ -201,7 +203,7 @@ class Lanes(QObject):
             runners[lane] = _Runner(self._owner, describe)
         for lane, runner in runners.items():
             thread = QThread()
-            thread.setObjectName(f"kenning-{lane}")
+            thread.setObjectName(f"{thread_prefix}-{lane}")
             runner.moveToThread(thread)
             runner.sig_yielded.connect(self.sig_yielded)
             runner.sig_returned.connect(self.sig_returned)
