@@ -108,7 +108,7 @@ class Tray(QSystemTrayIcon):
         self.ask_action = QAction("Ask Kenning…", self.menu)
         self.ask_action.triggered.connect(self.quick.open)
         self.menu.addAction(self.ask_action)
-        self.menu.addAction("Show Kenning", lambda: (window.show(), window.raise_()))
+        self.menu.addAction("Show Kenning", lambda: _bring_up(window))
         self.menu.addSeparator()
         self.menu.addAction("Quit", window.close)
         self.setContextMenu(self.menu)
@@ -117,6 +117,11 @@ class Tray(QSystemTrayIcon):
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:
             self.quick.open()
+
+
+def _bring_up(window: QWidget) -> None:
+    window.show()
+    window.raise_()
 
 
 def install_tray(bridge: EngineBridge, window: QWidget) -> Tray | None:
