@@ -174,7 +174,7 @@ class Engine:
 
         def load() -> None:
             self.models.embedder  # noqa: B018 - the property loads the model
-            if self.config.answer_strategy == "reader":
+            if self.answering.needs_reader:
                 self.answering.reader  # noqa: B018
             if self.answering.needs_generator:
                 self.models.generator  # noqa: B018
@@ -246,7 +246,6 @@ class Engine:
         """
         self._check_open()
         query = clean_text(query)
-        self.library.wait_for_index()
         boosts = self.learning.boosts(query) if feedback else None
         return self.library.search(
             query, limit, mode=mode, fusion=fusion, boosts=boosts, within=within

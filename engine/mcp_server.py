@@ -42,7 +42,7 @@ READ_ONLY_NOTE = (
 )
 
 
-class Library:
+class Backend:
     """What the tools call: the engine when the data dir is free, a reader beside it if not.
 
     Opened on the first tool call (loading the models takes seconds), once.
@@ -176,7 +176,7 @@ def answer_record(answer: Answer, note: str | None) -> dict[str, Any]:
     return record
 
 
-def build_server(library: Library, *, allow_corrections: bool = False) -> Any:
+def build_server(library: Backend, *, allow_corrections: bool = False) -> Any:
     """The MCP server with Kenning's tools registered on ``library``.
 
     Raises:
@@ -260,7 +260,7 @@ def serve(
 ) -> int:
     """Run the stdio server until the client closes it; 0 on a clean end."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    library = Library(data_dir, config)
+    library = Backend(data_dir, config)
     server = build_server(library, allow_corrections=allow_corrections)
     try:
         (run or (lambda s: s.run("stdio")))(server)

@@ -328,15 +328,9 @@ class ChunkStore:
         return {_fs(r[2]): _file(r) for r in rows}
 
     def files_under(self, path: Path) -> list[FileRecord]:
-        """The file stored at ``path`` and every file stored beneath it (a directory).
-
-        A range scan on the path index: "d/" <= p < "d0" holds exactly the paths
-        starting with "d/", since "0" is the character after "/".
-        """
-        base = _db(path).rstrip("/")
+        """The file stored at ``path`` and every file stored beneath it (a directory)."""
         rows = self._conn().execute(
-            _FILE_SELECT + " WHERE path = ? OR (path >= ? AND path < ?) ORDER BY path",
-            (base, base + "/", base + "0"),
+            _FILE_SELECT + f" WHERE {_UNDER.format(column='path')} ORDER BY path", _under(path)
         )
         return [_file(r) for r in rows]
 
@@ -590,11 +584,10 @@ class ChunkStore:
 
     def chunk_ids_under(self, path: Path) -> list[int]:
         """Ids of every chunk of the file at ``path``, or of the files beneath it."""
-        base = _db(path).rstrip("/")
         rows = self._conn().execute(
             "SELECT chunks.id FROM chunks JOIN files ON files.id = chunks.file_id"
-            " WHERE files.path = ? OR (files.path >= ? AND files.path < ?)",
-            (base, base + "/", base + "0"),
+            f" WHERE {_UNDER.format(column='files.path')}",
+            _under(path),
         )
         return [int(r[0]) for r in rows]
 
@@ -612,6 +605,15 @@ def fts_query(text: str) -> str:
 
 
 _FILE_SELECT = "SELECT id, folder_id, path, size, mtime_ns, content_hash, kind FROM files"
+# A path and everything beneath it, as a range scan on the path index: "d/" <= p < "d0"
+# holds exactly the paths starting with "d/", since "0" is the character after "/".
+_UNDER = "({column} = ? OR ({column} >= ? AND {column} < ?))"
+
+
+def _under(path: Path) -> tuple[str, str, str]:
+    """The parameters of :data:`_UNDER` for ``path``."""
+    base = _db(path).rstrip("/")
+    return base, base + "/", base + "0"
 
 
 def _file(row: Sequence[object]) -> FileRecord:

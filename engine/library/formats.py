@@ -41,8 +41,6 @@ from typing import Any
 
 from engine.errors import ParseError
 from engine.library.parsing import (
-    _BLOCK_SEPARATOR,
-    Heading,
     ParsedDocument,
     _Blocks,
     _html_blocks,
@@ -68,8 +66,7 @@ class _Pages:
         self.page_starts: list[int] = []
 
     def new_page(self) -> None:
-        sep = len(_BLOCK_SEPARATOR) if self.blocks.parts else 0
-        self.page_starts.append(self.blocks.length + sep)
+        self.page_starts.append(self.blocks.next_start)
 
     def document(self, kind: str, note: str | None = None) -> ParsedDocument:
         doc = self.blocks.document(kind)
@@ -286,16 +283,10 @@ def parse_ipynb(data: bytes) -> ParsedDocument:
         if not text:
             continue
         if cell.get("cell_type") == "markdown":
-            _add_with_headings(blocks, text, markdown_headings(text))
+            blocks.add_document(text, markdown_headings(text))
         elif cell.get("cell_type") == "code":
             blocks.add(f"```{language}\n{text}\n```")
     return blocks.document("ipynb")
-
-
-def _add_with_headings(blocks: _Blocks, text: str, headings: Sequence[Heading]) -> None:
-    shift = blocks.length + (len(_BLOCK_SEPARATOR) if blocks.parts else 0)
-    blocks.add(text)
-    blocks.headings += [Heading(h.start + shift, h.level, h.title) for h in headings]
 
 
 # --- mail ----------------------------------------------------------------------------------
@@ -396,11 +387,7 @@ def _add_attachment(blocks: _Blocks, part: MIMEPart, skipped: list[str], depth: 
     if not document.text.strip():
         return
     blocks.add(f"Attachment: {name}", level=2 + depth)
-    shift = blocks.length + (len(_BLOCK_SEPARATOR) if blocks.parts else 0)
-    blocks.add(document.text)
-    blocks.headings += [
-        Heading(h.start + shift, min(h.level + 2 + depth, 6), h.title) for h in document.headings
-    ]
+    blocks.add_document(document.text, document.headings, deeper=2 + depth)
 
 
 def _skipped_note(skipped: list[str]) -> str | None:

@@ -72,6 +72,23 @@ def open_store(data_dir: Path) -> ChunkStore:
         return store
 
 
+def scope_ids(store: ChunkStore, within: Path | str) -> list[int]:
+    """The chunk ids of the file ``within``, or of every file beneath the folder.
+
+    Raises:
+        FolderNotFoundError: nothing is indexed there (outside the library,
+            skipped, or not indexed yet).
+    """
+    path = Path(within).expanduser().resolve()
+    ids = store.chunk_ids_under(path)
+    if not ids:
+        raise FolderNotFoundError(
+            f"Nothing is indexed at {path}: it is outside your folders, was skipped "
+            "(see status), or is not indexed yet"
+        )
+    return ids
+
+
 def folder_statuses(store: ChunkStore, state: Callable[[Path], str]) -> tuple[FolderStatus, ...]:
     """Each folder's counts and skipped files, in the state ``state(path)`` names."""
     folders = []
@@ -243,20 +260,9 @@ class Library:
         return apply_boosts(hits, boosts, extra.values())[:limit]
 
     def scope(self, within: Path | str) -> list[int]:
-        """The chunk ids of the file ``within``, or of every file beneath the folder.
-
-        Raises:
-            FolderNotFoundError: nothing is indexed there (outside the library,
-                skipped, or not indexed yet).
-        """
-        path = Path(within).expanduser().resolve()
-        ids = self.store.chunk_ids_under(path)
-        if not ids:
-            raise FolderNotFoundError(
-                f"Nothing is indexed at {path}: it is outside your folders, was skipped "
-                "(see status), or is not indexed yet"
-            )
-        return ids
+        """The chunk ids of the file ``within``, or of every file beneath the folder
+        (see :func:`scope_ids`)."""
+        return scope_ids(self.store, within)
 
     def wait_for_index(self) -> USearchIndex:
         """The vector index, waiting for it to open; re-raises what kept it from opening."""

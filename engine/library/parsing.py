@@ -21,7 +21,7 @@ import stat
 import sys
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,11 +277,23 @@ class _Blocks:
         self.parts.append(block)
         self.length += len(block)
 
+    @property
+    def next_start(self) -> int:
+        """Where the next block will begin (after a separator, once there is text)."""
+        return self.length + (len(_BLOCK_SEPARATOR) if self.parts else 0)
+
+    def add_document(self, text: str, headings: Sequence[Heading], *, deeper: int = 0) -> None:
+        """Append ``text`` as the next block with its own headings, ``deeper`` levels
+        further down (level 6 at most): a notebook cell, an e-mail attachment."""
+        shift = self.next_start
+        self.add(text)
+        self.headings += [
+            Heading(h.start + shift, min(h.level + deeper, 6), h.title) for h in headings
+        ]
+
     def extend(self, other: _Blocks) -> None:
         """Append all of ``other`` as the next block, keeping its headings."""
-        shift = self.length + (len(_BLOCK_SEPARATOR) if self.parts and other.parts else 0)
-        self.add("".join(other.parts))
-        self.headings += [Heading(h.start + shift, h.level, h.title) for h in other.headings]
+        self.add_document("".join(other.parts), other.headings)
 
     def document(self, kind: str) -> ParsedDocument:
         return ParsedDocument("".join(self.parts), kind, tuple(self.headings))

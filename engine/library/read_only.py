@@ -16,9 +16,9 @@ from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.embedding import Embedder
-from engine.errors import FolderNotFoundError, StoreError
+from engine.errors import StoreError
 from engine.library.chunk_store import ChunkStore
-from engine.library.library import INDEX_FILE, STORE_FILE, folder_statuses
+from engine.library.library import INDEX_FILE, STORE_FILE, folder_statuses, scope_ids
 from engine.library.retrieval import Hit, SearchMode
 from engine.library.retrieval import search as hybrid_search
 from engine.library.vector_index import USearchIndex
@@ -72,12 +72,7 @@ class LibraryReader:
     ) -> list[Hit]:
         """Like :meth:`engine.Engine.search`, on what the writer last saved."""
         cfg = self.config
-        scope = None
-        if within is not None:
-            path = Path(within).expanduser().resolve()
-            scope = self.store.chunk_ids_under(path)
-            if not scope:
-                raise FolderNotFoundError(f"Nothing is indexed at {path}")
+        scope = scope_ids(self.store, within) if within is not None else None
         return hybrid_search(
             query,
             store=self.store,

@@ -80,6 +80,11 @@ class Answering:
             return self._reader
 
     @property
+    def needs_reader(self) -> bool:
+        """Whether answers use the span reader (the default strategy)."""
+        return self.config.answer_strategy == Strategy.READER.value
+
+    @property
     def needs_generator(self) -> bool:
         """Whether answers use the generator (its pipelines, or the reader's rescoring)."""
         cfg = self.config
@@ -88,7 +93,7 @@ class Answering:
     def answer(self, question: str, hits: list[Hit], on_token: TokenCallback | None) -> Answer:
         """Read the answer to ``question`` out of ``hits``, or abstain."""
         cfg = self.config
-        if cfg.answer_strategy == Strategy.READER.value:
+        if self.needs_reader:
             return read_answer(
                 self.reader,
                 question,
