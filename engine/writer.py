@@ -104,6 +104,7 @@ class Writer:
         self._idle = threading.Condition()
         self._pending = 0  # queued + running jobs + folders with changes on their way
         self._running: Job | None = None
+        self._once: set[str] = set()  # keys of submit_once jobs queued, not yet started
         self._cancel = CancelFlag()  # also pauses indexing (pause)
         self._thread = threading.Thread(target=self._work, name="kenning-engine", daemon=True)
         self._thread.start()
@@ -117,16 +118,34 @@ class Writer:
             self._pending += 1
         self._jobs.put(Job(describe, run, folder))
 
+    def submit_once(self, key: str, describe: str, run: Callable[[threading.Event], None]) -> bool:
+        """Queue ``run`` unless a job of ``key`` is already queued and not started.
+
+        For rounds that learn whatever is pending when they run (a learning round):
+        a second request while one waits adds nothing. Returns whether it was queued.
+        """
+        with self._idle:
+            if key in self._once:
+                return False
+            self._once.add(key)
+
+        def once(cancel: threading.Event) -> None:
+            with self._idle:
+                self._once.discard(key)
+            run(cancel)
+
+        self.submit(describe, once)
+        return True
+
+    def is_queued(self, key: str) -> bool:
+        """Whether a job of ``key`` (see :meth:`submit_once`) waits to start."""
+        return key in self._once
+
     def hold(self, delta: int) -> None:
         """Count work on its way as pending (+1), or stop counting it (-1)."""
         with self._idle:
             self._pending = max(0, self._pending + delta)
             self._idle.notify_all()
-
-    @property
-    def lock(self) -> threading.Condition:
-        """Held while deciding whether to queue a one-at-a-time job (a learning round)."""
-        return self._idle
 
     # -- what is going on ------------------------------------------------------------------
     @property

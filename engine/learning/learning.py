@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 CORRECTIONS_FILE = "corrections.sqlite3"
 ADAPTERS_DIR = "adapters"
 READER_DIR = "reader"
+# Keys of the one-at-a-time rounds on the writer (Writer.submit_once).
+CONSOLIDATION = "adapter round"
+READER_ROUND = "reader round"
 
 
 class Search(Protocol):
@@ -102,7 +105,6 @@ class Learning:
         # caller's thread: the hook for background work such as adapter retraining.
         self.on_corrections_changed: list[Callable[[], None]] = []
         self.reader_learning = ReaderLearning(data_dir / READER_DIR, shipped_reader, device=device)
-        self._reader_round_queued = False
         settings = TrainSettings(
             rank=config.adapter_rank,
             alpha=2 * config.adapter_rank,
@@ -118,12 +120,11 @@ class Learning:
             settings=settings,
             progress=writer.progress,
         )
-        self._consolidation_queued = False
         self._last_question = time.monotonic()
         self._scheduler = ConsolidationScheduler(
             self.adaptation.pending,
             self.consolidate,
-            lambda: self._consolidation_queued or self.adaptation.status().state != "idle",
+            lambda: writer.is_queued(CONSOLIDATION) or self.adaptation.status().state != "idle",
             after=config.adapter_auto_after,
             idle_seconds=config.adapter_idle_seconds,
             last_activity=lambda: self._last_question,
@@ -273,19 +274,15 @@ class Learning:
 
     def consolidate(self) -> None:
         """Queue one LoRA round of the answer model on the writer (one at a time)."""
-        with self._writer.lock:  # one queued round at a time: it learns what is pending then
-            if self._consolidation_queued:
-                return
-            self._consolidation_queued = True
 
         def run(cancel: threading.Event) -> None:
-            self._consolidation_queued = False
             try:
                 self.adaptation.consolidate(cancel)
             except TrainingCancelled as exc:
                 raise Cancelled from exc
 
-        self._writer.submit("Learning from corrections", run)
+        # One queued round at a time: it learns whatever is pending when it runs.
+        self._writer.submit_once(CONSOLIDATION, "Learning from corrections", run)
 
     def waiting(self) -> int:
         """Corrections the answer model has not learned yet (0 before any is opened)."""
@@ -314,7 +311,7 @@ class Learning:
 
         Nothing is opened for it: before the first correction is touched, nothing waits.
         """
-        if self._store is None or self._consolidation_queued:
+        if self._store is None or self._writer.is_queued(CONSOLIDATION):
             return {}
         try:
             waiting = self.adaptation.pending()
@@ -354,13 +351,8 @@ class Learning:
 
     def _queue_reader_round(self) -> None:
         """One queued reader round at a time; it learns whatever is in effect when it runs."""
-        with self._writer.lock:
-            if self._reader_round_queued:
-                return
-            self._reader_round_queued = True
 
         def run(cancel: threading.Event) -> None:
-            self._reader_round_queued = False
             active = {c.id for c in self.store().active()}
             if not self.reader_learning.pending(active):
                 return
@@ -379,7 +371,7 @@ class Learning:
             except TrainingCancelled as exc:
                 raise Cancelled from exc
 
-        self._writer.submit("Teaching the reader your corrections", run)
+        self._writer.submit_once(READER_ROUND, "Teaching the reader your corrections", run)
 
     def _explain_damage(self, damaged: StoreDamagedError) -> StoreDamagedError:
         backup = Path(str(damaged.path) + BACKUP_SUFFIX)
