@@ -211,6 +211,9 @@ class Writer:
         self._cancel.set()
         with self._idle:
             self._pending -= dropped
+            # Dropped submit_once jobs never run to clear their keys; a key left behind
+            # kept every later round of its kind from being queued until a restart.
+            self._once.clear()
             self._idle.notify_all()
 
     def pause(self) -> None:
