@@ -4,8 +4,9 @@ One seeded, reproducible command (``make train-reader``): every layer of the
 bundled all-MiniLM-L6-v2 encoder plus a start/end head (``--method lora`` for the
 smaller LoRA alternative), trained on the train split of the SQuAD v1.1 subset in
 ``../shared/data`` (see ``bench/squad.py``) and the SQuAD train questions of
-``bench/data/extra_qa``, then the abstention model calibrated on the calibration
-split with the real engine (``bench/calibrate_reader.py``). Writes
+``bench/data/extra_qa``, then the selection model (which passage answers, and
+whether any does) calibrated on the calibration split with the real engine
+(``bench/calibrate_reader.py``). Writes
 ``resources/reader/``: ``reader.safetensors``, ``reader.json`` and ``replay.json``.
 
 No-answer examples are mined the way a person meets them: for a share of the

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 from engine.reader.model import (
     READER_FORMAT,
-    Abstention,
     ReaderConfig,
     ReaderGuess,
+    Selection,
     SpanReader,
     bundled_reader_path,
 )
 
 __all__ = [
     "READER_FORMAT",
-    "Abstention",
     "ReaderConfig",
     "ReaderGuess",
+    "Selection",
     "SpanReader",
     "bundled_reader_path",
 ]

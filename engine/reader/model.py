@@ -6,8 +6,8 @@ start + end (Devlin et al.'s BERT reader), the [CLS] position's pair is the
 no-answer score (SQuAD 2.0 style). The encoder carries a LoRA and the head, trained
 by ``python -m bench.train_reader`` on third-party questions; both ship in
 ``resources/reader/`` as safetensors (peft's adapter format) beside ``reader.json``,
-which holds the format version and the abstention model calibrated on held-out
-questions.
+which holds the format version and the selection model calibrated on held-out
+questions: which passage's best span to answer with, and whether to answer at all.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from engine.errors import ModelNotAvailableError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# Version of reader.json's layout; a reader saved by a newer format is refused.
-READER_FORMAT = 1
+# Version of reader.json's layout; a reader saved by another format is refused.
+# 2: ``selection`` (per passage) replaced ``abstention`` (per question).
+READER_FORMAT = 2
 CONFIG_NAME = "reader.json"
 ADAPTER_NAME = "adapter_model.safetensors"
 # A fully fine-tuned reader's weights (every layer and the head, float16).
@@ -42,13 +43,18 @@ def bundled_reader_path() -> Path:
 
 
 @dataclass(frozen=True)
-class Abstention:
-    """P(the passages answer the question) as a logistic model of the reader's scores.
+class Selection:
+    """P(this passage's best span answers the question), a logistic model.
 
-    Fitted on the calibration split (``bench/calibrate_reader.py``); the engine
-    abstains when the probability is below ``threshold``.
+    The reader's start/end logits are trained per window, so they are not
+    comparable across passages: on held-out questions, the passage with the highest
+    raw span score held the answer less often than the first-ranked passage did.
+    This model weighs each passage's best span by the reader's scores *and* the
+    retrieval's (cosine, its gap to the best cosine, rank); the engine answers with
+    the passage it rates highest and abstains when even that one is below
+    ``threshold``. Fitted on the calibration split (``bench/calibrate_reader.py``).
 
-    >>> a = Abstention(("margin",), (1.0,), 0.0, 0.5)
+    >>> a = Selection(("margin",), (1.0,), 0.0, 0.5)
     >>> round(a.probability({"margin": 2.0}), 3), a.answers({"margin": -1.0})
     (0.881, False)
     """
@@ -81,7 +87,7 @@ class ReaderConfig:
     stride: int = 128
     # Longest answer, in word pieces (SQuAD answers: 99% under 30).
     max_answer_tokens: int = 30
-    abstention: Abstention | None = None
+    selection: Selection | None = None
     # What produced the weights (data, seed, epochs, time): for people, not code.
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -100,11 +106,11 @@ class ReaderConfig:
                 f"The reader in {path.parent} is format {version}; this Kenning reads format "
                 f"{READER_FORMAT}. Reinstall Kenning or retrain: python -m bench.train_reader"
             )
-        abst = raw.pop("abstention", None)
+        sel = raw.pop("selection", None)
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        if abst is not None:
-            known["abstention"] = Abstention(
-                tuple(abst["features"]), tuple(abst["weights"]), abst["bias"], abst["threshold"]
+        if sel is not None:
+            known["selection"] = Selection(
+                tuple(sel["features"]), tuple(sel["weights"]), sel["bias"], sel["threshold"]
             )
         return cls(**known)
 
@@ -130,23 +136,19 @@ class Span:
 class ReaderGuess:
     """What the reader made of one question over its passages."""
 
-    spans: list[Span]  # best first (at most ``top`` of them)
+    spans: list[Span]  # best first by raw score (at most ``top`` of them)
     null_scores: list[float]  # per passage: the [CLS] start + end logits (lowest window)
+    # Per passage: its best span (None when it has no word piece to answer from).
+    passage_best: list[Span | None] = field(default_factory=list)
 
     @property
     def best(self) -> Span | None:
         return self.spans[0] if self.spans else None
 
-    def features(self, similarity: float = 0.0) -> dict[str, float]:
-        """The abstention model's inputs (see :class:`Abstention`)."""
-        if not self.spans:
-            return {"score": -20.0, "margin": -20.0, "similarity": similarity}
-        best = self.spans[0]
-        return {
-            "score": best.score,
-            "margin": best.score - self.null_scores[best.passage],
-            "similarity": similarity,
-        }
+    def leading(self, span: Span) -> ReaderGuess:
+        """The same reading with ``span`` first (the one chosen to answer with)."""
+        rest = [s for s in self.spans if s != span]
+        return ReaderGuess([span, *rest], self.null_scores, self.passage_best)
 
 
 class SpanReader:
@@ -238,6 +240,7 @@ class SpanReader:
         ends = out.end_logits.float().cpu()
         nulls = [math.inf] * len(passages)
         candidates: list[Span] = []
+        best: list[Span | None] = [None] * len(passages)
         for w, p in enumerate(owner):
             nulls[p] = min(nulls[p], float(starts[w, 0] + ends[w, 0]))
             candidates += _window_spans(
@@ -250,6 +253,10 @@ class SpanReader:
                 self.config.max_answer_tokens,
                 top,
             )
+        for s in candidates:
+            current = best[s.passage]
+            if current is None or s.score > current.score:
+                best[s.passage] = s
         candidates.sort(key=lambda s: -s.score)
         seen: set[tuple[int, int, int]] = set()
         spans = []
@@ -257,7 +264,7 @@ class SpanReader:
             if (s.passage, s.start, s.end) not in seen:
                 seen.add((s.passage, s.start, s.end))
                 spans.append(s)
-        return ReaderGuess(spans[:top], nulls)
+        return ReaderGuess(spans[:top], nulls, best)
 
 
 def _window_spans(

@@ -1,12 +1,13 @@
 """Answers read by the span reader: the best span, its sentence, and whether to abstain.
 
-The reader scores every span of the retrieved passages at once; the best one is
-the answer, cited to the character, and the sentence holding it is quoted with
-the span marked. Whether to answer at all is the calibrated abstention model's
-call (``reader.json``): a logistic model of the best span's score, its margin over
-the passage's no-answer score and the best retrieval cosine, fitted on held-out
-third-party questions (``bench/calibrate_reader.py``). The old word-coverage rule
-is not used here: on questions the project did not write it carried no signal.
+The reader scores every span of the retrieved passages at once. Which passage's
+best span answers, and whether any does, is the calibrated selection model's call
+(``reader.json``, :class:`~engine.reader.model.Selection`): a logistic model of
+that span's score, its margin over the passage's no-answer score and the
+passage's retrieval cosine and rank, fitted on held-out third-party questions
+(``bench/calibrate_reader.py``). The chosen span is the answer, cited to the
+character, and the sentence holding it is quoted with the span marked. The old
+word-coverage rule is a candidate feature there, kept only if it earns its place.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from engine.library.retrieval import Hit
 from engine.reader.answer import Answer, Citation, Evidence
 from engine.reader.generator_answers import (
     abstain,
-    best_similarity,
     pick_span,
     split_sentences,
     uncovered,
 )
-from engine.reader.model import ReaderGuess, Span, SpanReader
+from engine.reader.model import ReaderGuess, Selection, Span, SpanReader
 
 
 def read_answer(
@@ -49,7 +49,7 @@ def read_answer(
         threshold: Answer when the calibrated probability reaches it; default the
             operating point in ``reader.json``.
         generator: With ``rescore_weight`` > 0, rescores the reader's best spans
-            (:func:`rescore`); abstention still uses the reader's own scores.
+            (:func:`rescore`); abstention still uses the selection model's rating.
         rescore_weight: Weight of the generator's PMI against the reader's score.
 
     Returns:
@@ -64,10 +64,11 @@ def read_answer(
     answer.timings["read"] = time.perf_counter() - started
     if guess.best is None:
         return abstain(answer, on_token)
-    probability = answer_probability(reader, guess, hits, question)
+    chosen, probability = choose(reader.config.selection, guess, hits, question)
+    guess = guess.leading(chosen)
     answer.certainty = probability
-    abstention = reader.config.abstention
-    floor = threshold if threshold is not None else abstention.threshold if abstention else 0.0
+    selection = reader.config.selection
+    floor = threshold if threshold is not None else selection.threshold if selection else 0.0
     if probability < floor:
         answer.evidence = evidence_for(hits, guess.spans[0], mark=False)
         return abstain(answer, on_token)
@@ -124,26 +125,50 @@ def rescore(
     prior = [s.score / weight for s in spans]
     best, _ = pick_span(generator, question, context, ranges, prior)
     order = [spans[best]] + [s for n, s in enumerate(spans) if n != best]
-    return ReaderGuess(order + guess.spans[top:], guess.null_scores)
+    return ReaderGuess(order + guess.spans[top:], guess.null_scores, guess.passage_best)
 
 
-def answer_probability(
-    reader: SpanReader, guess: ReaderGuess, hits: Sequence[Hit], question: str = ""
-) -> float:
-    """The calibrated P(answerable) of a reading; 1.0 for an uncalibrated reader."""
-    abstention = reader.config.abstention
-    if abstention is None:
-        return 1.0
-    return abstention.probability(reading_features(guess, hits, question))
+def choose(
+    selection: Selection | None, guess: ReaderGuess, hits: Sequence[Hit], question: str = ""
+) -> tuple[Span, float]:
+    """The span to answer with and its calibrated probability of answering the question.
+
+    Each passage's best span is rated by ``selection``; the highest rated wins.
+    Without a selection model (an uncalibrated reader): the highest raw score, 1.0.
+    """
+    best = guess.best
+    assert best is not None, "choose() needs a reading with at least one span"
+    if selection is None:
+        return best, 1.0
+    shared = {}
+    if "uncovered" in selection.features:
+        shared["uncovered"] = uncovered(question, hits) if question else 0.0
+    rated = [
+        (selection.probability({**passage_features(guess, hits, span), **shared}), span)
+        for span in guess.passage_best
+        if span is not None
+    ]
+    probability, span = max(rated, key=lambda r: r[0])
+    return span, probability
 
 
-def reading_features(guess: ReaderGuess, hits: Sequence[Hit], question: str) -> dict[str, float]:
-    """What the abstention model may use: the reader's scores, the best cosine, and the
-    share of the question's content words no passage mentions (the old rule, kept as
-    a candidate feature: bench/calibrate_reader.py measures whether it earns its place)."""
-    values = guess.features(best_similarity(hits))
-    values["uncovered"] = uncovered(question, hits) if question else 0.0
-    return values
+def passage_features(guess: ReaderGuess, hits: Sequence[Hit], span: Span) -> dict[str, float]:
+    """What the selection model may use about one passage's best span.
+
+    ``score`` and ``margin`` are the reader's (the span's start + end logits, and
+    their lead over the passage's no-answer score); ``similarity``,
+    ``similarity_gap`` (to the best passage's) and ``reciprocal_rank`` the
+    retrieval's. A passage dense search did not see has similarity 0.
+    """
+    cosines = [h.similarity or 0.0 for h in hits]
+    cosine = cosines[span.passage]
+    return {
+        "score": span.score,
+        "margin": span.score - guess.null_scores[span.passage],
+        "similarity": cosine,
+        "similarity_gap": cosine - max(cosines),
+        "reciprocal_rank": 1.0 / (span.passage + 1),
+    }
 
 
 _WRAPPED = re.compile(r"(?<=\S)\n(?=[^\s#>*+|-])")

@@ -13,8 +13,17 @@ import pytest
 
 from engine import Engine, EngineConfig, ModelNotAvailableError
 from engine.embedding import Embedder
+from engine.library.retrieval import Hit
 from engine.reader import SpanReader, bundled_reader_path
-from engine.reader.model import CONFIG_NAME, WEIGHTS_NAME
+from engine.reader.model import (
+    CONFIG_NAME,
+    READER_FORMAT,
+    WEIGHTS_NAME,
+    ReaderGuess,
+    Selection,
+    Span,
+)
+from engine.reader.span_answers import choose
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,8 +71,8 @@ def engine(
 def test_the_shipped_reader_is_versioned_safetensors_and_small() -> None:
     folder = bundled_reader_path()
     config = json.loads((folder / CONFIG_NAME).read_text())
-    assert config["format_version"] == 1
-    assert config["abstention"] is not None, "the shipped reader carries its calibration"
+    assert config["format_version"] == READER_FORMAT == 2
+    assert config["selection"] is not None, "the shipped reader carries its calibration"
     assert config["weights"] == WEIGHTS_NAME
     # Every layer and the head in float16, without the embeddings (those are MiniLM's).
     assert (folder / WEIGHTS_NAME).stat().st_size < 24 * 1024 * 1024
@@ -137,6 +146,18 @@ def test_reader_batches_windows_of_a_long_passage(reader: SpanReader) -> None:
     assert "Reyes" in guess.best.text
     assert guess.best.passage == 0
     assert len(guess.null_scores) == 2
+    assert guess.passage_best[0] == guess.best, "each passage keeps its own best span"
+    assert guess.passage_best[1] is not None and guess.passage_best[1].passage == 1
+
+
+def test_a_reader_of_the_old_format_is_refused_with_how_to_fix_it(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(bundled_reader_path(), old)
+    raw = json.loads((old / CONFIG_NAME).read_text())
+    raw["format_version"] = 1
+    (old / CONFIG_NAME).write_text(json.dumps(raw))
+    with pytest.raises(ModelNotAvailableError, match=r"format 1.*retrain"):
+        SpanReader.load(old)
 
 
 def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
@@ -204,3 +225,21 @@ def test_a_superseded_correction_keeps_its_example_and_a_forgotten_one_loses_it(
     learning.drop({1})  # forgotten for good
     assert learning.examples() == {}
     assert learning.current() == 0
+
+
+def test_selection_weighs_retrieval_against_the_readers_raw_scores() -> None:
+    # Raw span scores are not comparable across passages: a calibrated model that
+    # trusts the retrieval cosine picks the first passage's span over a louder one.
+    hits = [
+        Hit(Path("a.md"), 0, 30, "Ada Lovelace wrote the notes.", 0.9, 1, similarity=0.8),
+        Hit(Path("b.md"), 0, 30, "Charles Babbage built it.", 0.5, 2, similarity=0.3),
+    ]
+    quiet = Span(0, 0, 12, "Ada Lovelace", 4.0)
+    loud = Span(1, 0, 15, "Charles Babbage", 9.0)
+    guess = ReaderGuess([loud, quiet], [0.0, 0.0], [quiet, loud])
+    trusting = Selection(("score", "similarity"), (0.1, 20.0), -10.0, 0.5)
+    span, p = choose(trusting, guess, hits)
+    assert span == quiet and p > 0.5
+    raw = Selection(("score",), (1.0,), 0.0, 0.5)
+    assert choose(raw, guess, hits)[0] == loud
+    assert choose(None, guess, hits) == (loud, 1.0), "uncalibrated: the raw best, answered"
