@@ -15,6 +15,7 @@ This module must not import Qt: importing it is what it guards.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import subprocess
@@ -48,6 +49,11 @@ _XCB_ROWS = [  # soname, then its package for each of _MANAGERS
 XCB_LIBRARIES: dict[str, dict[str, str]] = {
     row[0]: dict(zip(_MANAGERS, row[1:], strict=True)) for row in _XCB_ROWS
 }
+# What the Linux build bundles (packaging/kenning.spec): the libraries above, and
+# xcb-util, which two of them need. libxcb itself is the system's.
+BUNDLEABLE_LIBRARIES = (*XCB_LIBRARIES, "libxcb-util.so.1")
+# Where inside the frozen build they go: beside libQt6XcbQpa, whose RUNPATH is $ORIGIN.
+BUNDLED_QT_LIB = "PySide6/Qt/lib"
 INSTALL = {
     "apt": "sudo apt-get install -y",
     "dnf": "sudo dnf install -y",
@@ -120,13 +126,50 @@ def package_manager(os_release: Path = Path("/etc/os-release")) -> str:
     return "apt"
 
 
-def missing_libraries(names: list[str] | None = None) -> list[str]:
-    """The sonames among ``names`` (default: the xcb plugin's) that the loader cannot open."""
+def system_library(soname: str) -> Path | None:
+    """The file the system's loader would open for ``soname`` (``ldconfig -p``), or None."""
+    try:
+        listed = subprocess.run(
+            ["ldconfig", "-p"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        listed = ""
+    machine = "x86-64" if sys.maxsize > 2**32 else ""
+    for line in listed.splitlines():
+        name, _, path = line.strip().partition(" => ")
+        if name.split(" ", 1)[0] == soname and (machine in name or not machine):
+            return Path(path)
+    return None
+
+
+def bundled_library_dir() -> Path | None:
+    """The frozen build's folder of bundled X11 libraries, if this is one."""
+    base = getattr(sys, "_MEIPASS", None)
+    return Path(base) / BUNDLED_QT_LIB if base and getattr(sys, "frozen", False) else None
+
+
+def missing_libraries(names: list[str] | None = None, bundled: Path | None = None) -> list[str]:
+    """The sonames among ``names`` (default: the xcb plugin's) that the loader cannot open.
+
+    A copy in ``bundled`` (default: the frozen build's own, see
+    :func:`bundled_library_dir`) counts when it loads: that is where Qt's plugin
+    finds it, not on the loader's path.
+    """
+    folder = bundled if bundled is not None else bundled_library_dir()
+    if folder and (folder / "libxcb-util.so.1").is_file():
+        # Loaded first, so the bundled libraries that need it resolve it by soname.
+        with contextlib.suppress(OSError):
+            ctypes.CDLL(str(folder / "libxcb-util.so.1"))
     missing = []
     for soname in names if names is not None else list(XCB_LIBRARIES):
-        try:
-            ctypes.CDLL(soname)
-        except OSError:
+        candidates = [str(folder / soname)] if folder and (folder / soname).is_file() else []
+        for candidate in [*candidates, soname]:
+            try:
+                ctypes.CDLL(candidate)
+                break
+            except OSError:
+                continue
+        else:
             missing.append(soname)
     return missing
 

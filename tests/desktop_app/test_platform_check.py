@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from desktop_app import platform_check
 from desktop_app.platform_check import EXIT_NO_DISPLAY, check, package_manager, platform_name
@@ -38,6 +41,21 @@ def test_missing_libraries_are_named() -> None:
     libc = "libc.so.6" if sys.platform.startswith("linux") else None
     names = ["libkenning-never-installed.so.9"] + ([libc] if libc else [])
     assert platform_check.missing_libraries(names) == ["libkenning-never-installed.so.9"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ldconfig and sonames: Linux")
+def test_a_library_bundled_with_the_build_counts_as_present(tmp_path: Path) -> None:
+    # The Linux build carries the xcb helpers beside Qt's plugin, off the loader's
+    # path: the check must find them there, or it would send people to install
+    # what they already have.
+    real = platform_check.system_library("libz.so.1")
+    assert real is not None and real.is_file(), "ldconfig lists zlib on every Linux"
+    shutil.copy(real, tmp_path / "libkenning-bundled.so.1")
+    assert platform_check.missing_libraries(["libkenning-bundled.so.1"]) == [
+        "libkenning-bundled.so.1"
+    ]
+    assert platform_check.missing_libraries(["libkenning-bundled.so.1"], bundled=tmp_path) == []
+    assert platform_check.system_library("libkenning-never-installed.so.9") is None
 
 
 def test_missing_library_report_says_what_to_install(monkeypatch) -> None:
