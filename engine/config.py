@@ -98,8 +98,8 @@ class EngineConfig:
     answer_strategy: str = "reader"
     # The span reader: a folder with reader.json and its adapter; None is the bundled one.
     reader_model: str | None = None
-    # Answer when the reader's calibrated probability that the passages answer the
-    # question reaches this; None uses the operating point calibrated in reader.json.
+    # Answer when the calibrated probability that the best-rated passage's span answers
+    # the question reaches this; None uses the operating point in reader.json.
     reader_threshold: float | None = None
     # The reader learns from corrections whose answer a retrieved passage holds (a
     # round of seconds on the writer after each; engine.learning.reader_learning).
