@@ -64,9 +64,13 @@ class EngineConfig:
     # with a note. Prose of this length fills about max_file_chunks passages: one huge
     # log or minified file must not hold the folder's only writer for minutes.
     max_text_chars: int = 2_000_000
-    # Passages embedded per file (~30 s on 2 CPU cores): text that tokenizes densely
-    # (minified JSON: ~2 characters per token) reaches it before max_text_chars.
+    # Passages embedded per file: text that tokenizes densely (minified JSON: ~2
+    # characters per token) reaches it before max_text_chars.
     max_file_chunks: int = 2000
+    # Word pieces embedded per file. Embedding time is linear in them (about 6,000
+    # a second on 2 CPU cores), so this is what bounds one file's time: ~50 s, about
+    # a 500-page book. Dense text (JSON, CSV rows) reaches it before max_file_chunks.
+    max_file_tokens: int = 300_000
     # Texts per forward pass of the embedding model. Texts are length-sorted first, so
     # small batches waste little padding, and a search waits for at most one batch.
     embed_batch_size: int = 16

@@ -251,13 +251,14 @@ class Indexer:
             overlap_tokens=cfg.overlap_tokens,
             token_limit=self.embedder.max_tokens,
         )
-        if len(chunks) > cfg.max_file_chunks:
-            share = chunks[cfg.max_file_chunks].start / max(1, text_length)
+        keep = within_budget(chunks, cfg.max_file_chunks, cfg.max_file_tokens)
+        if keep < len(chunks):
+            share = chunks[keep].start / max(1, text_length)
             note = (
-                f"only its first {cfg.max_file_chunks} passages ({share:.0%} of its text) are "
+                f"only its first {keep} passages ({share:.0%} of its text) are "
                 "indexed: the limit per file"
             )
-            chunks = chunks[: cfg.max_file_chunks]
+            chunks = chunks[:keep]
         prepared = self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
         prepared.note = note
         return prepared
@@ -403,3 +404,19 @@ class Indexer:
             log.warning("repaired vector index: %d re-embedded, %d stale", len(missing), len(stale))
             self._on_index_changed()
         return len(missing), len(stale)
+
+
+def within_budget(chunks: list[Chunk], max_chunks: int, max_tokens: int) -> int:
+    """How many of ``chunks`` (from the start) fit both per-file limits.
+
+    >>> from engine.library.chunking import Chunk
+    >>> c = Chunk(0, 1, "a", "a", 100, None, (), "h")
+    >>> within_budget([c] * 5, 10, 250), within_budget([c] * 5, 3, 10_000), within_budget([c], 9, 1)
+    (2, 3, 1)
+    """
+    total = 0
+    for n, chunk in enumerate(chunks[:max_chunks]):
+        total += chunk.tokens
+        if total > max_tokens:
+            return max(1, n)
+    return min(len(chunks), max_chunks)

@@ -167,6 +167,27 @@ def test_engine_indexes_the_good_files_beside_hostile_ones(tmp_path: Path, embed
     assert time.perf_counter() - started < 240
 
 
+def test_one_file_embeds_at_most_its_word_piece_budget(tmp_path: Path, embedder) -> None:
+    """Embedding time is linear in word pieces, so the per-file budget is in word
+    pieces: dense text (here a one-line JSON) stops at it, with the reason listed."""
+    from engine import Engine, EngineConfig
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "dump.json").write_text(
+        '{"code":"zebracorn"' + ',"k":"value"' * 20_000 + "}", encoding="utf-8"
+    )
+    config = EngineConfig(max_file_tokens=3_000)
+    with Engine(tmp_path / "data", config, embedder=embedder) as engine:
+        engine.add_folder(folder)
+        assert engine.wait_until_idle(timeout=300)
+        (error,) = engine.status().errors
+        assert "only its first" in error.reason and "limit per file" in error.reason
+        stored = engine.store.counts()[1]
+        assert 1 <= stored <= 3_000 // 100, f"{stored} passages for a 3,000 word-piece budget"
+        assert engine.search("zebracorn", limit=1, mode="bm25")[0].path.name == "dump.json"
+
+
 posix_bytes_names = pytest.mark.skipif(
     sys.platform in ("win32", "darwin"), reason="needs a file system that stores any bytes"
 )
