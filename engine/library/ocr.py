@@ -1,0 +1,243 @@
+"""Text out of pictures of text: scanned PDF pages and image files, by OCR.
+
+A scanned page has no text layer, so without OCR it is invisible to search. The
+recogniser is RapidOCR (PaddleOCR's PP-OCRv4 detection and recognition models on
+ONNX Runtime); ``rapidocr_onnxruntime``'s wheel carries the models, so nothing is
+downloaded, ever. PDF pages are rendered with PDFium (``pypdfium2``).
+
+OCR returns boxes of words with no order a person would read them in. This module
+puts them back into lines (boxes on one baseline) and columns (a two-column page
+is read down the left column, then the right; a title or footer across both stays
+where it is), and separates paragraphs at vertical gaps, so chunking and quoting
+work on the recognised text as on any page's text layer.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Rendering resolution for scanned PDF pages: PP-OCR's models read 10 pt text
+# reliably from about 150 dpi up; more only costs time.
+RENDER_DPI = 200
+# Pages OCR'd per file at most (~2 s each on 2 cores); the rest is listed as not read.
+MAX_OCR_PAGES = 300
+# Pixels per image at most (a decompression bomb opens as a tiny file).
+MAX_PIXELS = 60_000_000
+# Boxes the recogniser is this unsure of are dropped (its scores are 0-1).
+MIN_SCORE = 0.5
+
+_lock = threading.Lock()
+_engine: Any = None
+
+
+class OcrUnavailable(Exception):
+    """The OCR library is not installed (it is an optional part of Kenning)."""
+
+
+def available() -> bool:
+    """Whether OCR can run here (``rapidocr_onnxruntime`` and ``pypdfium2`` import)."""
+    try:
+        import pypdfium2  # noqa: F401
+        import rapidocr_onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _recogniser() -> Any:
+    """The process's one RapidOCR engine, loaded on first use (~0.5 s)."""
+    global _engine
+    if _engine is None:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:
+            raise OcrUnavailable("OCR is not installed (pip install rapidocr-onnxruntime)") from exc
+        _engine = RapidOCR()
+    return _engine
+
+
+@dataclass(frozen=True)
+class Box:
+    """One recognised piece of text and where it sits on the page (pixels)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    text: str
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+
+def recognise(image: Any) -> str:
+    """The text of ``image`` (a PIL image), in reading order; "" when it holds none."""
+    import numpy as np
+
+    picture = np.asarray(image.convert("RGB"))
+    with _lock:  # one recognition at a time: ONNX Runtime already uses every core
+        result, _ = _recogniser()(picture)
+    boxes = []
+    for points, text, score in result or []:
+        if float(score) < MIN_SCORE or not str(text).strip():
+            continue
+        xs = [float(p[0]) for p in points]
+        ys = [float(p[1]) for p in points]
+        boxes.append(Box(min(xs), min(ys), max(xs), max(ys), str(text).strip()))
+    return reading_order(boxes, width=float(picture.shape[1]))
+
+
+def reading_order(boxes: Sequence[Box], *, width: float) -> str:
+    """Lines, columns and paragraphs from unordered boxes.
+
+    >>> b = lambda x, y, t: Box(x, y, x + 40, y + 10, t)
+    >>> print(reading_order([b(0, 0, "Title"), b(0, 20, "left"), b(60, 20, "right"),
+    ...     b(0, 32, "more"), b(60, 32, "text")], width=100))
+    Title
+    <BLANKLINE>
+    left right
+    more text
+    >>> wide = lambda y, t: Box(0, y, 190, y + 10, t)
+    >>> col = lambda x, y, t: Box(x, y, x + 80, y + 10, t)
+    >>> print(reading_order([wide(0, "Head"), col(0, 20, "a1"), col(110, 20, "b1"),
+    ...     col(0, 32, "a2"), col(110, 32, "b2"), col(0, 44, "a3"), col(110, 44, "b3")],
+    ...     width=200))
+    Head
+    <BLANKLINE>
+    a1
+    a2
+    a3
+    <BLANKLINE>
+    b1
+    b2
+    b3
+    """
+    if not boxes:
+        return ""
+    split = _column_split(boxes, width)
+    if split is None:
+        return _paragraphs(_lines(list(boxes)))
+    blocks: list[str] = []
+    pending: list[Box] = []
+    for box in sorted(boxes, key=lambda b: b.top):
+        if box.left < split < box.right:  # across both columns: a title, a footer
+            blocks += _two_columns(pending, split)
+            pending = []
+            blocks.append(_paragraphs(_lines([box])))
+        else:
+            pending.append(box)
+    blocks += _two_columns(pending, split)
+    return "\n\n".join(b for b in blocks if b)
+
+
+def _two_columns(boxes: list[Box], split: float) -> list[str]:
+    left = [b for b in boxes if b.right <= split]
+    right = [b for b in boxes if b.left >= split]
+    return [_paragraphs(_lines(left)), _paragraphs(_lines(right))]
+
+
+def _column_split(boxes: Sequence[Box], width: float) -> float | None:
+    """The x of a gutter between two columns, or None for a one-column page.
+
+    A gutter is a vertical line in the middle band of the page that few boxes
+    cross (titles may), with plenty of text on both sides of it.
+    """
+    best: tuple[int, float] | None = None
+    for step in range(30, 71, 2):
+        x = width * step / 100
+        crossing = sum(1 for b in boxes if b.left < x < b.right)
+        if best is None or crossing < best[0]:
+            best = (crossing, x)
+    assert best is not None
+    crossing, x = best
+    left = sum(1 for b in boxes if b.right <= x)
+    right = sum(1 for b in boxes if b.left >= x)
+    if crossing > 0.15 * len(boxes) or min(left, right) < max(3, 0.2 * len(boxes)):
+        return None
+    # Both sides must hold lines at the same heights, or it is one ragged column.
+    rows_left = {round(b.top / max(1.0, b.height)) for b in boxes if b.right <= x}
+    rows_right = {round(b.top / max(1.0, b.height)) for b in boxes if b.left >= x}
+    if len(rows_left & rows_right) < 0.3 * min(len(rows_left), len(rows_right)):
+        return None
+    return x
+
+
+def _lines(boxes: list[Box]) -> list[list[Box]]:
+    """Boxes on one baseline (their vertical middles within half a line) form a line."""
+    lines: list[list[Box]] = []
+    for box in sorted(boxes, key=lambda b: (b.top + b.bottom) / 2):
+        middle = (box.top + box.bottom) / 2
+        if lines:
+            last = lines[-1]
+            last_middle = sum((b.top + b.bottom) / 2 for b in last) / len(last)
+            if abs(middle - last_middle) < 0.5 * max(box.height, last[0].height):
+                last.append(box)
+                continue
+        lines.append([box])
+    return [sorted(line, key=lambda b: b.left) for line in lines]
+
+
+def _paragraphs(lines: list[list[Box]]) -> str:
+    """Lines joined by newlines; a gap taller than a line starts a new paragraph."""
+    if not lines:
+        return ""
+    heights = sorted(b.height for line in lines for b in line)
+    typical = heights[len(heights) // 2]
+    out = " ".join(b.text for b in lines[0])
+    for above, line in itertools.pairwise(lines):
+        gap = min(b.top for b in line) - max(b.bottom for b in above)
+        out += ("\n\n" if gap > 0.9 * typical else "\n") + " ".join(b.text for b in line)
+    return out
+
+
+def open_image(data: bytes) -> list[Any]:
+    """The frames of an image file (several for a multi-page TIFF), as PIL images.
+
+    Raises:
+        ValueError: Too many pixels (the reason is the message), or not an image.
+    """
+    from PIL import Image, ImageSequence
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # larger raises DecompressionBombError
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_PIXELS:
+            raise ValueError(
+                f"image of {image.width}x{image.height} pixels "
+                f"(limit {MAX_PIXELS // 1_000_000} megapixels)"
+            )
+        frames = []
+        for n, frame in enumerate(ImageSequence.Iterator(image)):
+            if n >= MAX_OCR_PAGES:
+                break
+            frame.load()
+            frames.append(frame.copy())
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image too large to open safely ({exc})") from exc
+    except OSError as exc:
+        raise ValueError(f"not a readable image ({exc})") from exc
+    return frames
+
+
+def render_pdf_pages(data: bytes, pages: Sequence[int]) -> dict[int, Any]:
+    """PIL images of the 0-based ``pages`` of a PDF, at :data:`RENDER_DPI`."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(data)
+    try:
+        out = {}
+        for n in pages:
+            page = document[n]
+            try:
+                out[n] = page.render(scale=RENDER_DPI / 72).to_pil()
+            finally:
+                page.close()
+        return out
+    finally:
+        document.close()
