@@ -106,6 +106,31 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     yield Install(release, home, notes)
 
 
+def test_qt_finds_the_bundled_x11_libraries_without_the_systems(install: Install) -> None:
+    # A desktop without the xcb-util family must still open the window: each one
+    # Qt's xcb plugin needs resolves inside the bundle (libQt6XcbQpa's RUNPATH),
+    # with no LD_LIBRARY_PATH. Checked by the dynamic loader itself (ldd).
+    from desktop_app.platform_check import BUNDLEABLE_LIBRARIES, BUNDLED_QT_LIB
+
+    qt_lib = install.release / "kenning" / "_internal" / BUNDLED_QT_LIB
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        pytest.skip("no ldd here")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    listed = subprocess.run(
+        [ldd, str(qt_lib / "libQt6XcbQpa.so.6")], capture_output=True, text=True, env=env
+    ).stdout
+    resolved = dict(
+        (line.split(" => ")[0].strip(), line.split(" => ")[1].split(" (")[0])
+        for line in listed.splitlines()
+        if " => " in line
+    )
+    for soname in BUNDLEABLE_LIBRARIES:
+        assert (qt_lib / soname).is_file(), f"{soname} is not bundled"
+        if soname in resolved:
+            assert resolved[soname] == str(qt_lib / soname), (soname, resolved[soname])
+
+
 @pytest.fixture(scope="module")
 def indexed(install: Install) -> Install:
     done = install.run("index", str(install.notes))
