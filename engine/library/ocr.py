@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from typing import Any
 # Rendering resolution for scanned PDF pages: PP-OCR's models read 10 pt text
 # reliably from about 150 dpi up; more only costs time.
 RENDER_DPI = 200
-# Pages OCR'd per file at most (~2 s each on 2 cores); the rest is listed as not read.
-MAX_OCR_PAGES = 300
+# Pages OCR'd per file at most (~8 s each on 2 cores, so ~7 minutes); the rest is
+# listed as not read. Scans are big files, which a pass indexes last.
+MAX_OCR_PAGES = 50
 # Pixels per image at most (a decompression bomb opens as a tiny file).
 MAX_PIXELS = 60_000_000
 # Boxes the recogniser is this unsure of are dropped (its scores are 0-1).
@@ -90,7 +92,33 @@ def recognise(image: Any) -> str:
         xs = [float(p[0]) for p in points]
         ys = [float(p[1]) for p in points]
         boxes.append(Box(min(xs), min(ys), max(xs), max(ys), str(text).strip()))
-    return reading_order(boxes, width=float(picture.shape[1]))
+    return respace(reading_order(boxes, width=float(picture.shape[1])))
+
+
+_RUN = re.compile(r"[A-Za-z]{12,}")
+_GLUED_COMMA = re.compile(r"([,;])(?=[A-Za-z])")
+
+
+def respace(text: str) -> str:
+    """Put back the spaces the recogniser dropped between English words.
+
+    PP-OCR's recognition model (trained mostly on Chinese, which has no spaces)
+    sometimes reads a line of English as one run of letters; ``wordninja`` (a
+    unigram model of English word frequencies) splits such runs into words. Real
+    long words are single words to it, so they stay whole.
+
+    >>> respace("the communistscametopower,and then Internationalization")
+    'the communists came to power, and then Internationalization'
+    """
+    try:
+        import wordninja
+    except ImportError:  # OCR still works, with the recogniser's spacing
+        return text
+
+    def split(match: re.Match[str]) -> str:
+        return " ".join(wordninja.split(match.group(0)))
+
+    return _GLUED_COMMA.sub(r"\1 ", _RUN.sub(split, text))
 
 
 def reading_order(boxes: Sequence[Box], *, width: float) -> str:
@@ -160,10 +188,19 @@ def _column_split(boxes: Sequence[Box], width: float) -> float | None:
     right = sum(1 for b in boxes if b.left >= x)
     if crossing > 0.15 * len(boxes) or min(left, right) < max(3, 0.2 * len(boxes)):
         return None
-    # Both sides must hold lines at the same heights, or it is one ragged column.
-    rows_left = {round(b.top / max(1.0, b.height)) for b in boxes if b.right <= x}
-    rows_right = {round(b.top / max(1.0, b.height)) for b in boxes if b.left >= x}
-    if len(rows_left & rows_right) < 0.3 * min(len(rows_left), len(rows_right)):
+    # Both sides must hold lines at the same heights, or it is one ragged column;
+    # and where a left and a right box share a line, the gap between them must be a
+    # gutter, not a word space (the detector splits long lines too).
+    gaps = []
+    for a in (b for b in boxes if b.right <= x):
+        beside = [
+            c.left - a.right
+            for c in boxes
+            if c.left >= x and abs((c.top + c.bottom) - (a.top + a.bottom)) < a.height
+        ]
+        if beside:
+            gaps.append(min(beside) / max(1.0, a.height))
+    if len(gaps) < 0.3 * min(left, right) or sorted(gaps)[len(gaps) // 2] < 1.5:
         return None
     return x
 
