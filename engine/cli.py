@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="answer from this file only, or from the files under this folder",
     )
+    p_sum = sub.add_parser(
+        "summarize",
+        parents=[common],
+        help="the main points of a file, or what a folder's files say about something",
+    )
+    p_sum.add_argument("path", type=_folder_arg, metavar="PATH", help="an indexed file or folder")
+    p_sum.add_argument("--sentences", type=int, default=5, help="how many (default 5)")
+    p_sum.add_argument("--about", default=None, help="only what it says about this")
+    p_sum.add_argument("--json", action="store_true", help="print JSON instead of text")
     sub.add_parser(
         "prepare",
         help="check the bundled models load and build the per-user model cache (run by make)",
@@ -335,7 +344,36 @@ def _ask(engine: Engine, args: argparse.Namespace) -> int:
     return ask_command(engine, args)
 
 
-_COMMANDS = {"index": _index, "search": _search, "status": _status, "watch": _watch, "ask": _ask}
+def _summarize(engine: Engine, args: argparse.Namespace) -> int:
+    engine.wait_until_idle(timeout=3600)
+    if args.sentences < 1:
+        print("kenning summarize: --sentences must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    summary = engine.summarize(args.path, sentences=args.sentences, about=args.about)
+    if args.json:
+        print(json.dumps(_jsonable(asdict(summary)), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not summary.sentences:
+        print("Nothing to summarise: no full sentences are indexed there.")
+        return EXIT_ERROR
+    for sentence in summary.sentences:
+        where = f"{sentence.path}:{sentence.start}-{sentence.end}"
+        if sentence.page is not None:
+            where += f" (page {sentence.page})"
+        print(f"- {sentence.text}\n    {where}")
+    if summary.considered < summary.total:
+        print(f"(from the first {summary.considered} of {summary.total} sentences)")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "index": _index,
+    "search": _search,
+    "status": _status,
+    "watch": _watch,
+    "ask": _ask,
+    "summarize": _summarize,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

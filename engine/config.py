@@ -67,10 +67,10 @@ class EngineConfig:
     # Passages embedded per file: text that tokenizes densely (minified JSON: ~2
     # characters per token) reaches it before max_text_chars.
     max_file_chunks: int = 2000
-    # Word pieces embedded per file. Embedding time is linear in them (about 6,000
-    # a second on 2 CPU cores), so this is what bounds one file's time: ~50 s, about
-    # a 500-page book. Dense text (JSON, CSV rows) reaches it before max_file_chunks.
-    max_file_tokens: int = 300_000
+    # Word pieces embedded per file. Embedding time is linear in them (about 3,000 a
+    # second on 2 CPU cores for full passages), so this bounds one file's time at
+    # ~45 s: about a 250-page book. Dense text (JSON, CSV rows) reaches it first.
+    max_file_tokens: int = 128_000
     # Texts per forward pass of the embedding model. Texts are length-sorted first, so
     # small batches waste little padding, and a search waits for at most one batch.
     embed_batch_size: int = 16

@@ -41,6 +41,7 @@ from engine.reader import SpanReader, bundled_reader_path
 from engine.reader.answer import Answer
 from engine.reader.answering import Answering, corrected_answer
 from engine.reader.generator_answers import condense_query
+from engine.reader.summary import Summary, document_sentences, summarize
 from engine.status import Status
 from engine.writer import Writer
 
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+# Passages read for "what do these files say about X" (Engine.summarize with about=).
+SUMMARY_PASSAGES = 40
 
 
 def _pauses_training(
@@ -325,6 +328,37 @@ class Engine:
         answer.timings["total"] = time.perf_counter() - started
         answers.record(answer)
         return answer
+
+    @_pauses_training
+    def summarize(
+        self, within: Path | str, *, sentences: int = 5, about: str | None = None
+    ) -> Summary:
+        """A file's summary, or what the files under a folder say ``about`` something.
+
+        Extractive (:mod:`engine.reader.summary`): the most central sentences,
+        repeats dropped, in reading order, each cited to its characters. With
+        ``about``, sentences near it weigh more and only the passages search finds
+        for it are read, so a large folder stays quick.
+
+        Raises:
+            FolderNotFoundError: nothing is indexed at ``within``.
+        """
+        self._check_open()
+        if sentences < 1:
+            raise ValueError("sentences must be at least 1")
+        about = clean_text(about) if about else None
+        if about:
+            hits = self.search(about, limit=SUMMARY_PASSAGES, within=within)
+            ids = [h.chunk_id for h in hits]
+        else:
+            ids = self.library.scope(within)
+        return summarize(
+            self.models.embedder,
+            document_sentences(self.library.chunks_in_order(ids)),
+            count=sentences,
+            about=about,
+            subject=f"{within}" + (f", about {about}" if about else ""),
+        )
 
     # -- learning --------------------------------------------------------------------------
     @property

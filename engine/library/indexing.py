@@ -254,9 +254,10 @@ class Indexer:
         keep = within_budget(chunks, cfg.max_file_chunks, cfg.max_file_tokens)
         if keep < len(chunks):
             share = chunks[keep].start / max(1, text_length)
+            part = f"{share:.0%}" if share >= 0.01 else "under 1%"
             note = (
-                f"only its first {keep} passages ({share:.0%} of its text) are "
-                "indexed: the limit per file"
+                f"only its first {keep} passages ({part} of its text) are indexed: "
+                "the limit per file"
             )
             chunks = chunks[:keep]
         prepared = self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)

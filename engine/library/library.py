@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from engine.config import EngineConfig
@@ -25,7 +25,7 @@ from engine.errors import (
     StoreError,
 )
 from engine.integrity import move_aside
-from engine.library.chunk_store import ChunkStore
+from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.indexing import Indexer, IndexStats
 from engine.library.retrieval import Hit, SearchMode, apply_boosts
 from engine.library.retrieval import search as hybrid_search
@@ -263,6 +263,11 @@ class Library:
         """The chunk ids of the file ``within``, or of every file beneath the folder
         (see :func:`scope_ids`)."""
         return scope_ids(self.store, within)
+
+    def chunks_in_order(self, ids: Iterable[int]) -> list[ChunkRecord]:
+        """The chunks ``ids`` by file, then in document order (for reading them out)."""
+        found = self.store.get_chunks(ids)
+        return sorted(found.values(), key=lambda c: (str(c.path), c.ord))
 
     def wait_for_index(self) -> USearchIndex:
         """The vector index, waiting for it to open; re-raises what kept it from opening."""
