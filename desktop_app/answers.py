@@ -9,6 +9,7 @@ hands them over; nothing here waits on the engine.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer
@@ -59,6 +60,7 @@ class AnswerFlow(QObject):
         self.ask_id: int | None = None
         self.conversation_id: str | None = None
         self.scope: str | None = None  # the file or folder questions are asked of, if one
+        self._summaries: dict[str, Turn] = {}  # path -> its "Summary of" turn, until done
         self.correction_dialog: CorrectionDialog | None = None
         self._view_request: tuple[str, tuple[int, int] | None] | None = None
         self._learning_timer = QTimer(self, interval=LEARNING_POLL_MS)
@@ -85,6 +87,7 @@ class AnswerFlow(QObject):
         bridge = self.bridge
         bridge.sig_answer_token.connect(self._answer_token)
         bridge.sig_answer_done.connect(self._answer_done)
+        bridge.sig_summary.connect(self._summary_done)
         bridge.sig_answer_ended.connect(self._answer_ended)
         bridge.sig_document.connect(self._document_loaded)
         bridge.sig_conversations.connect(self._show_conversations)
@@ -111,6 +114,17 @@ class AnswerFlow(QObject):
         self.ask_page.show_scope(path)
         if path is not None:
             self.focus_question()
+
+    def summarize(self, path: str) -> None:
+        """Summarise the file ``path`` into the transcript (its main sentences, cited)."""
+        self.tabs.setCurrentWidget(self.ask_page)
+        self._summaries[path] = self.transcript.add_turn(f"Summary of {Path(path).name}")
+        self.bridge.summarize(path)
+
+    def _summary_done(self, path: str, summary: Any) -> None:
+        turn = self._summaries.pop(path, None)
+        if turn is not None:
+            self.transcript.show_summary(turn, summary)
 
     def ask(self, question: str) -> None:
         """Ask ``question`` in the current conversation; the answer streams into the transcript."""

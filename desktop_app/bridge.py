@@ -104,6 +104,7 @@ class EngineBridge(QObject):
     sig_answer_token = Signal(int, str)  # ask id, piece of text
     sig_answer_done = Signal(int, object, object)  # ask id, Answer, {source: line}
     sig_answer_ended = Signal(int)  # ask id: finished, failed or stopped (buttons reset)
+    sig_summary = Signal(str, object)  # path, Summary (None when it failed)
     sig_document = Signal(str, object)  # path, ParsedDocument
     sig_conversations = Signal(object)  # list[dict]: id, question, created_at, turns
     sig_conversation = Signal(str, object)  # conversation id, list[dict] turns
@@ -451,6 +452,22 @@ class EngineBridge(QObject):
         self.sig_answer_started.emit(ask_id, question)
         self._submit(LaneJob("Could not answer", run, done, token, lane="answer", on_error=failed))
         return ask_id
+
+    def summarize(self, path: str, sentences: int = 5) -> None:
+        """Summarise the file (or folder) ``path``; ``sig_summary`` follows, in every case."""
+
+        def run(engine: Engine, _report: Report) -> Any:
+            return engine.summarize(path, sentences=sentences)
+
+        self._submit(
+            LaneJob(
+                "Could not summarise",
+                run,
+                lambda summary: self.sig_summary.emit(path, summary),
+                lane="answer",
+                on_error=lambda: self.sig_summary.emit(path, None),
+            )
+        )
 
     def stop_answer(self, ask_id: int | None = None) -> None:
         """Stop an answer (the latest one by default): no more tokens are shown.

@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
             self.settings,
         )
         self.results.sig_ask_within.connect(self.answers.set_scope)
+        self.results.sig_summarize.connect(self.answers.summarize)
         self._build_actions()
         self._wire_bridge()
         self._show_hint()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -85,7 +86,7 @@ class Turn:
     question: str
     text: str = ""
     answer: Any = None
-    state: str = "asking"  # asking, streaming, done, stopped, failed, corrected
+    state: str = "asking"  # asking, streaming, done, stopped, failed, corrected, summary
     cited_paths: list[str] = field(default_factory=list)
     corrected: str = ""
     answer_id: str | None = None
@@ -138,6 +139,14 @@ class Transcript(QTextBrowser):
         turn.answer_id = answer.answer_id
         self.refresh()
 
+    def show_summary(self, turn: Turn, summary: Any) -> None:
+        """``turn`` (a "Summary of …" request) gets its sentences, or fails (None)."""
+        if summary is None:
+            turn.state = "failed"
+        else:
+            turn.answer, turn.state, turn.text = summary, "summary", summary.text
+        self.refresh()
+
     def end(self, state: str) -> None:
         """The last turn ended without an answer: "stopped" or "failed"."""
         if self.turns and self.turns[-1].state in ("asking", "streaming"):
@@ -166,6 +175,8 @@ def _turn_html(n: int, turn: Turn, muted: str, link: str) -> str:
     question = f'<p style="margin-top:12px"><b>{html.escape(turn.question)}</b></p>'
     if turn.state == "asking":
         return question + f'<p style="color:{muted}">Looking through your documents…</p>'
+    if turn.state == "summary":
+        return question + _summary_html(turn.answer, muted)
     answer = turn.answer
     text = html.escape(turn.text)
     if turn.state == "streaming":
@@ -193,6 +204,28 @@ def _turn_html(n: int, turn: Turn, muted: str, link: str) -> str:
             f"<i>{html.escape(turn.corrected)}</i>"
         )
     return question + f"<p>{text} {markers}{extra}</p>" + _evidence_html(answer, muted)
+
+
+def _summary_html(summary: Any, muted: str) -> str:
+    """A summary's sentences as a list, each with where it is (page, characters)."""
+    if summary is None or not summary.sentences:
+        return f'<p style="color:{muted}">No full sentences are indexed there to summarise.</p>'
+    items = []
+    for sentence in summary.sentences:
+        where = Path(str(sentence.path)).name
+        if sentence.page is not None:
+            where += f", page {sentence.page}"
+        items.append(
+            f"<li>{html.escape(sentence.text)} "
+            f'<span style="color:{muted}">({html.escape(where)})</span></li>'
+        )
+    capped = ""
+    if summary.considered < summary.total:
+        capped = (
+            f'<p style="color:{muted}">From the first {summary.considered} of '
+            f"{summary.total} sentences.</p>"
+        )
+    return "<ul>" + "".join(items) + "</ul>" + capped
 
 
 def _evidence_html(answer: Any, muted: str) -> str:

@@ -229,6 +229,7 @@ class ResultsView(QListView):
     sig_open_requested = Signal(str)
     sig_hit_selected = Signal(object)  # Hit, or None when the selection is cleared
     sig_ask_within = Signal(str)  # path: "Ask about this file only"
+    sig_summarize = Signal(str)  # path: "Summarise this file"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -254,6 +255,7 @@ class ResultsView(QListView):
         path = str(hit.path)
         menu = QMenu(self)
         menu.addAction("Open file", lambda: self.sig_open_requested.emit(path))
+        menu.addAction("Summarise this file", lambda: self.sig_summarize.emit(path))
         menu.addAction("Ask about this file only…", lambda: self.sig_ask_within.emit(path))
         folder = str(Path(path).parent)
         menu.addAction("Ask about its folder only…", lambda: self.sig_ask_within.emit(folder))

@@ -38,8 +38,15 @@ MAX_SENTENCES = 3000
 # Shorter ones are headings, captions or list debris, not statements.
 MIN_WORDS = 5
 DAMPING = 0.85
-# Weight of "already said" against centrality when picking the next sentence.
-REDUNDANCY = 0.5
+# The walk's share that follows similarity when a topic is given; the rest restarts
+# at sentences near the topic (weighted by their cosine to it, cubed).
+ABOUT_DAMPING = 0.2
+# Weight of "already said" against centrality when picking the next sentence; chosen
+# on the calibration half of bench/bench_summaries.py (by ROUGE-2).
+REDUNDANCY = 0.25
+# Above this cosine two sentences make the same statement (paraphrases, a point
+# repeated in a conclusion): never both in one summary.
+DUPLICATE_COSINE = 0.85
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,9 @@ def document_sentences(chunks: Sequence[ChunkRecord]) -> list[Sentence]:
     return out
 
 
-def centrality(similarity: np.ndarray, restart: np.ndarray | None = None) -> np.ndarray:
+def centrality(
+    similarity: np.ndarray, restart: np.ndarray | None = None, damping: float = DAMPING
+) -> np.ndarray:
     """PageRank over a non-negative similarity matrix (LexRank), optionally biased.
 
     >>> s = np.array([[1, .9, .1], [.9, 1, .1], [.1, .1, 1]])
@@ -109,12 +118,13 @@ def centrality(similarity: np.ndarray, restart: np.ndarray | None = None) -> np.
     jump = np.full(n, 1.0 / n) if restart is None else restart / restart.sum()
     rank = np.full(n, 1.0 / n)
     for _ in range(100):
-        nxt = (1 - DAMPING) * jump + DAMPING * rank @ walk
+        nxt = (1 - damping) * jump + damping * rank @ walk
         if np.abs(nxt - rank).sum() < 1e-9:
             rank = nxt
             break
         rank = nxt
-    return rank / rank.sum()
+    out: np.ndarray = rank / rank.sum()
+    return out
 
 
 def pick(
@@ -123,17 +133,25 @@ def pick(
     """``count`` indices by maximal marginal relevance, in reading (index) order.
 
     >>> s = np.array([[1, .99, 0], [.99, 1, 0], [0, 0, 1]])
-    >>> pick(np.array([.5, .45, .3]), s, 2)  # 1 repeats 0, so 2 comes instead
+    >>> pick(np.array([.5, .45, .3]), s, 2)  # 1 restates 0, so 2 comes instead
     [0, 2]
+    >>> pick(np.array([.5, .45, .3]), np.array([[1, .6, 0], [.6, 1, 0], [0, 0, 1]]), 2)
+    [0, 1]
     """
     if len(scores) == 0 or count <= 0:
         return []
-    relevance = scores / max(float(scores.max()), 1e-12)
+    # Min-max: centrality scores are close together, and only their order and
+    # spread should weigh against similarity (which spans 0-1).
+    low, high = float(scores.min()), float(scores.max())
+    relevance = (scores - low) / (high - low) if high > low else np.ones(len(scores))
     chosen: list[int] = []
     closest = np.zeros(len(scores))
     for _ in range(min(count, len(scores))):
         value = relevance - redundancy * closest
         value[chosen] = -np.inf
+        value[closest >= DUPLICATE_COSINE] = -np.inf  # says what a picked one says
+        if not np.isfinite(value).any():
+            break
         best = int(np.argmax(value))
         chosen.append(best)
         closest = np.maximum(closest, similarity[best])
@@ -162,8 +180,10 @@ def summarize(
     restart = None
     if about:
         query = embedder.embed([about])[0]
-        restart = np.clip(vectors @ query, 0.0, None) + 1e-6
-    scores = centrality(similarity, restart)
+        restart = np.clip(vectors @ query, 0.0, None) ** 3 + 1e-6
+    # Near a topic the walk mostly restarts at the sentences close to it (Otterbacher
+    # et al. found a high restart share best for question-focused summaries).
+    scores = centrality(similarity, restart, ABOUT_DAMPING if about else DAMPING)
     summary.sentences = [ranked[i] for i in pick(scores, similarity, count, redundancy)]
     summary.timings = {"embed": embedded - started, "rank": time.perf_counter() - embedded}
     summary.seconds = time.perf_counter() - started

@@ -219,3 +219,20 @@ def test_ask_about_one_file_only_from_a_result_card(
     assert not window.ask_page.scope_bar.isVisibleTo(window)
     everywhere = ask("When is the dentist appointment?")
     assert Path(everywhere.sources[0].path).name == "dentist.md"
+
+
+def test_summarise_a_file_from_a_result_card(qtbot: Any, window: MainWindow, notes: Path) -> None:
+    window.add_folder(notes)
+    qtbot.waitUntil(lambda: _indexed(window, notes, 3), timeout=INDEX_TIMEOUT_MS)
+    hits = _search(qtbot, window, "water the basil")
+    menu = window.results.menu_for(window.results.model().index(0, 0))
+    assert menu is not None
+    action = next(a for a in menu.actions() if a.text() == "Summarise this file")
+    with qtbot.waitSignal(window.bridge.sig_summary, timeout=120_000) as done:
+        action.trigger()
+    path, summary = done.args
+    assert Path(path) == Path(hits[0].path) and summary is not None and summary.sentences
+    turn = window.transcript.turns[-1]
+    assert turn.state == "summary" and turn.question == f"Summary of {Path(path).name}"
+    shown = window.transcript.toPlainText()
+    assert all(s.text[:30] in shown for s in summary.sentences)
