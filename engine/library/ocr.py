@@ -25,9 +25,11 @@ from typing import Any
 # Rendering resolution for scanned PDF pages: PP-OCR's models read 10 pt text
 # reliably from about 150 dpi up; more only costs time.
 RENDER_DPI = 200
-# Pages OCR'd per file at most (~8 s each on 2 cores, so ~7 minutes); the rest is
-# listed as not read. Scans are big files, which a pass indexes last.
+# OCR per file at most, in pages and in seconds (a page takes 6-12 s on 2 cores):
+# one scan must not hold the folder's only writer for minutes (a file gets about
+# a minute in all, embedding included). The pages left are listed in the note.
 MAX_OCR_PAGES = 50
+OCR_SECONDS = 40.0
 # Pixels per image at most (a decompression bomb opens as a tiny file).
 MAX_PIXELS = 60_000_000
 # Boxes the recogniser is this unsure of are dropped (its scores are 0-1).

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import sys
+import time
 import typing
 import warnings
 from collections.abc import Callable, Sequence
@@ -628,11 +629,17 @@ def _ocr_pdf_pages(data: bytes, texts: list[str], pages: list[int]) -> str | Non
     """Fill ``texts[n]`` for the scanned ``pages`` by OCR; what could not be read, or None.
 
     Pages are rendered and recognised one at a time, so memory stays that of one
-    page; past :data:`engine.library.ocr.MAX_OCR_PAGES` the rest is left out.
+    page. OCR stops at :data:`engine.library.ocr.MAX_OCR_PAGES` pages or after
+    :data:`engine.library.ocr.OCR_SECONDS` (one file must not hold the folder's
+    only writer for minutes); the pages left are named in the note.
     """
     failed: list[str] = []
-    todo = pages[: ocr.MAX_OCR_PAGES]
-    for n in todo:
+    read = 0
+    started = time.monotonic()
+    for n in pages[: ocr.MAX_OCR_PAGES]:
+        if read and time.monotonic() - started > ocr.OCR_SECONDS:
+            break
+        read += 1
         try:
             (image,) = ocr.render_pdf_pages(data, [n]).values()
             recognised = ocr.recognise(image)
@@ -641,34 +648,44 @@ def _ocr_pdf_pages(data: bytes, texts: list[str], pages: list[int]) -> str | Non
             continue
         if recognised:
             texts[n] = recognised
+    return _ocr_note(failed, read, len(pages))
+
+
+def _ocr_note(failed: list[str], read: int, scanned: int) -> str | None:
     said = []
     if failed:
         said.append(
             f"OCR failed on {', '.join(failed[:5])}" + (" and more" if len(failed) > 5 else "")
         )
-    if len(pages) > len(todo):
+    if read < scanned:
         said.append(
-            f"only the first {len(todo)} of {len(pages)} scanned pages are read by OCR "
-            "(the limit per file)"
+            f"only the first {read} of {scanned} scanned pages are read by OCR "
+            f"(the limit per file: {ocr.MAX_OCR_PAGES} pages or {ocr.OCR_SECONDS:.0f} s)"
         )
     return "; ".join(said) or None
 
 
 def _parse_image(data: bytes) -> ParsedDocument:
     """An image of text (a photo of a page, a screenshot, a multi-page TIFF scan), by OCR;
-    each frame is a page."""
+    each frame is a page, within the same limits as a scanned PDF's pages."""
     if not ocr.available():
         raise _Rejected("an image (OCR is not installed, so its text cannot be read)")
     try:
         frames = ocr.open_image(data)
     except ValueError as error:
         raise _Rejected(str(error)) from error
-    texts = [ocr.recognise(frame) for frame in frames]
+    texts: list[str] = []
+    started = time.monotonic()
+    for frame in frames:
+        if texts and time.monotonic() - started > ocr.OCR_SECONDS:
+            break
+        texts.append(ocr.recognise(frame))
     if not any(texts):
         raise _Rejected("no text found in the image")
     separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
     starts = tuple(itertools.accumulate(separated, initial=0))
-    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "image", page_starts=starts)
+    note = _ocr_note([], len(texts), len(frames))
+    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "image", page_starts=starts, note=note)
 
 
 _PDF_OBJECT = re.compile(rb"(?<![0-9])([0-9]+)\s+([0-9]+)\s+obj\b")

@@ -116,3 +116,14 @@ def test_without_ocr_a_scan_says_what_is_missing(monkeypatch) -> None:
         parse_bytes(Path("scan.pdf"), scan)
     with pytest.raises(ParseError, match="OCR is not installed"):
         parse_bytes(Path("scan.png"), image_bytes(page_image(["x"]), "PNG"))
+
+
+def test_ocr_of_one_file_stops_at_its_time_limit_and_says_so(monkeypatch) -> None:
+    # One scan must not hold the only writer for minutes: past the limit the rest
+    # of its pages wait, named in the note (at least one page is always read).
+    monkeypatch.setattr(ocr, "OCR_SECONDS", 0.0)
+    pages = [page_image(["First page words"]), page_image(["Second page words"])]
+    scan = image_bytes(pages[0], "PDF", save_all=True, append_images=pages[1:], resolution=100)
+    doc = parse_bytes(Path("long.pdf"), scan)
+    assert "first" in doc.text.lower() and "second" not in doc.text.lower()
+    assert doc.note is not None and "only the first 1 of 2 scanned pages" in doc.note
