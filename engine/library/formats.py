@@ -53,6 +53,11 @@ from engine.library.parsing import (
 MAX_ROWS = 100_000  # per workbook or CSV file: a million-row sheet is a database, not a note
 MAX_SLIDES = 5_000
 MAX_CELL_CHARS = 2_000  # a cell holding a whole document is cut there
+MAX_COLUMNS = 500  # cells read per row
+# Rows looked at per file, empty ones included: a sheet of ten million blank rows
+# must stop too. Worksheets are streamed (openpyxl's read-only mode), so a sheet
+# whose XML passes the 64 MB part limit is still read up to MAX_ROWS, within this.
+MAX_SCANNED_ROWS = 10 * MAX_ROWS
 MAX_ATTACHMENT_BYTES = 16 * 1024 * 1024
 MAX_MESSAGES = 50_000  # per mbox
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # password-protected OOXML is an OLE file
@@ -73,10 +78,10 @@ class _Pages:
         return ParsedDocument(doc.text, kind, doc.headings, tuple(self.page_starts), note)
 
 
-def _refuse_encrypted(data: bytes, label: str) -> None:
+def _refuse_encrypted(data: bytes, label: str, streamed: tuple[str, ...] = ()) -> None:
     if data.startswith(_OLE_MAGIC):
         raise _Rejected(f"password-protected or legacy {label} (not an Office Open XML file)")
-    too_big = _oversized_parts(data, label)
+    too_big = _oversized_parts(data, label, streamed)
     if too_big:
         raise _Rejected(too_big)
 
@@ -152,7 +157,10 @@ class _Rows:
         header: list[str] | None = None
         lines: list[str] = []
         for number, raw in enumerate(rows, start=1):
-            cells = [_cell(v) for v in raw]
+            if number > MAX_SCANNED_ROWS:
+                self.cut = True
+                break
+            cells = [_cell(v) for v in raw[:MAX_COLUMNS]]
             if not any(cells):
                 continue
             if header is None and number == 1 and _names_columns(cells):
@@ -199,7 +207,9 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
     """Every sheet (a heading) with its rows as lines; values, not formulas."""
     import openpyxl
 
-    _refuse_encrypted(data, "XLSX")
+    # Worksheets are streamed row by row (read-only mode) and stop at the row limits;
+    # every other part (shared strings, styles) is loaded whole and stays capped.
+    _refuse_encrypted(data, "XLSX", streamed=("xl/worksheets/",))
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     blocks = _Blocks()
     rows = _Rows(blocks, MAX_ROWS)

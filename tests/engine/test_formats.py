@@ -142,6 +142,36 @@ def test_a_huge_sheet_is_cut_with_a_note(tmp_path: Path, monkeypatch: pytest.Mon
     assert doc.note is not None and "first 10 rows" in doc.note
 
 
+def test_a_sheet_past_the_part_limit_is_streamed_up_to_the_row_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The million-row workbook case: the worksheet's XML passes the whole-part limit
+    # that guards against inflation bombs, but worksheets are streamed, so the first
+    # rows are read instead of the whole file being refused.
+    from engine.library import parsing
+
+    path = make_xlsx(tmp_path / "big.xlsx", rows=2000)
+    monkeypatch.setattr(parsing, "MAX_PART_BYTES", 20_000)
+    monkeypatch.setattr(formats, "MAX_ROWS", 100)
+    doc = parse_file(path, max_bytes=10**8)
+    assert doc.text.count("Row ") == 100 and "Ada Lovelace" in doc.text
+    assert doc.note is not None and "first 100 rows" in doc.note
+    monkeypatch.setattr(parsing, "MAX_STREAMED_BYTES", 20_000)  # streamed parts still have one
+    with pytest.raises(ParseError, match="unpacks to"):
+        parse_file(path, max_bytes=10**8)
+
+
+def test_blank_rows_count_toward_the_rows_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(formats, "MAX_SCANNED_ROWS", 5)
+    path = tmp_path / "sparse.csv"
+    path.write_text("name,year\n" + ",\n" * 20 + "Ada,1843\n", encoding="utf-8")
+    doc = parse_file(path, max_bytes=10**8)
+    assert "Ada" not in doc.text
+    assert doc.note is not None and "rows are indexed" in doc.note
+
+
 def test_csv_delimiter_is_sniffed_and_header_names_the_cells(tmp_path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";")
