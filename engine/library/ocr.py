@@ -241,7 +241,7 @@ def open_image(data: bytes) -> list[Any]:
     Raises:
         ValueError: Too many pixels (the reason is the message), or not an image.
     """
-    from PIL import Image, ImageSequence
+    from PIL import Image, ImageSequence, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # larger raises DecompressionBombError
     try:
@@ -259,6 +259,8 @@ def open_image(data: bytes) -> list[Any]:
             frames.append(frame.copy())
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large to open safely ({exc})") from exc
+    except UnidentifiedImageError as exc:  # no image format at all: bytes named .png
+        raise ValueError("binary file") from exc
     except OSError as exc:
         raise ValueError(f"not a readable image ({exc})") from exc
     return frames

@@ -105,8 +105,11 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded() -> None:
 
 
 def test_a_corrupt_image_is_skipped_with_its_reason() -> None:
-    with pytest.raises(ParseError, match="not a readable image"):
+    with pytest.raises(ParseError, match="binary file"):
         parse_bytes(Path("broken.png"), b"\x89PNG\r\n\x1a\nthis is not a picture")
+    truncated = image_bytes(page_image(["cut short"]), "PNG")[:2000]
+    with pytest.raises(ParseError, match="not a readable image|no text found"):
+        parse_bytes(Path("cut.png"), truncated)
 
 
 def test_without_ocr_a_scan_says_what_is_missing(monkeypatch) -> None:

@@ -163,7 +163,8 @@ def test_pdf_pages_are_separated_and_numbered() -> None:
 def test_pdf_without_text_encrypted_or_corrupt_is_rejected() -> None:
     import pypdf
 
-    assert reason_of(Path("scan.pdf"), make_pdf([[]])) == "no extractable text (scanned PDF?)"
+    # A blank page: no text layer, and OCR (tests/engine/test_ocr.py) finds nothing on it.
+    assert reason_of(Path("scan.pdf"), make_pdf([[]])).startswith("no extractable text")
 
     writer = pypdf.PdfWriter(clone_from=io.BytesIO(make_pdf([["secret"]])))
     writer.encrypt(user_password="pw", algorithm="RC4-128")
