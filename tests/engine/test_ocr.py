@@ -108,7 +108,7 @@ def test_a_corrupt_image_is_skipped_with_its_reason() -> None:
     with pytest.raises(ParseError, match="binary file"):
         parse_bytes(Path("broken.png"), b"\x89PNG\r\n\x1a\nthis is not a picture")
     truncated = image_bytes(page_image(["cut short"]), "PNG")[:2000]
-    with pytest.raises(ParseError, match="not a readable image|no text found"):
+    with pytest.raises(ParseError, match=r"not a readable image|no text found"):
         parse_bytes(Path("cut.png"), truncated)
 
 
