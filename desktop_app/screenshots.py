@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from desktop_app.bridge import EngineBridge, default_settings
 from desktop_app.main_window import MainWindow
 from desktop_app.waiting import pump
+from desktop_app.widgets.results import HitRole
 from desktop_app.widgets.settings import SettingsDialog
 from desktop_app.widgets.welcome import SAMPLE_NOTES
 
@@ -111,6 +112,15 @@ def take(folder: Path) -> None:
         _wait(lambda: bool(got) and window.learned.tree.topLevelItemCount() > 0)
         _save(window.learned, folder, "learned")
         window.learned.hide()
+
+        # Last: the summary becomes the transcript's latest turn.
+        window.tabs.setCurrentWidget(window.search_page)
+        hit = window.results.results.index(0, 0).data(HitRole)
+        summaries: list[object] = []
+        bridge.sig_summary.connect(lambda *args: summaries.append(args))
+        window.answers.summarize(str(hit.path))
+        _wait(lambda: bool(summaries))
+        _save(window, folder, "summary")
 
         settings = SettingsDialog(bridge.config or default_settings(), bridge.data_dir, window)
         settings.chunk.setValue(160)
