@@ -117,8 +117,13 @@ class AnswerFlow(QObject):
 
     def summarize(self, path: str) -> None:
         """Summarise the file ``path`` into the transcript (its main sentences, cited)."""
+        if self.ask_id is not None:  # the answer streams into the last turn: let it finish
+            self.progress.show_message("Kenning is still answering: stop it with Esc first")
+            return
         self.tabs.setCurrentWidget(self.ask_page)
-        self._summaries[path] = self.transcript.add_turn(f"Summary of {Path(path).name}")
+        turn = self.transcript.add_turn(f"Summary of {Path(path).name}")
+        turn.kind = "summary"
+        self._summaries[path] = turn
         self.bridge.summarize(path)
 
     def _summary_done(self, path: str, summary: Any) -> None:

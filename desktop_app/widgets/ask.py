@@ -91,6 +91,7 @@ class Turn:
     corrected: str = ""
     answer_id: str | None = None
     created_at: float = field(default_factory=time.time)
+    kind: str = "question"  # or "summary": "Summary of …", never corrected or stopped
 
 
 class Transcript(QTextBrowser):
@@ -148,9 +149,10 @@ class Transcript(QTextBrowser):
         self.refresh()
 
     def end(self, state: str) -> None:
-        """The last turn ended without an answer: "stopped" or "failed"."""
-        if self.turns and self.turns[-1].state in ("asking", "streaming"):
-            self.turns[-1].state = state
+        """The last question ended without an answer: "stopped" or "failed"."""
+        asked = [t for t in self.turns if t.kind == "question"]
+        if asked and asked[-1].state in ("asking", "streaming"):
+            asked[-1].state = state
             self.refresh()
 
     def refresh(self) -> None:

@@ -127,7 +127,9 @@ class AskPage(QWidget):
             self.correct_button.setEnabled(False)
 
     def last_turn(self) -> Turn | None:
-        return self.transcript.turns[-1] if self.transcript.turns else None
+        """The latest question's turn (a summary shown since is not an answer to correct)."""
+        asked = [t for t in self.transcript.turns if t.kind == "question"]
+        return asked[-1] if asked else None
 
     def show_conversations(self, entries: list[dict[str, Any]], current: str | None = None) -> None:
         self.conversations.blockSignals(True)
