@@ -14,13 +14,15 @@ work on the recognised text as on any page's text layer.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 # Rendering resolution for scanned PDF pages: PP-OCR's models read 10 pt text
 # reliably from about 150 dpi up; more only costs time.
@@ -35,6 +37,7 @@ MAX_PIXELS = 60_000_000
 # Boxes the recogniser is this unsure of are dropped (its scores are 0-1).
 MIN_SCORE = 0.5
 
+T = TypeVar("T")
 _lock = threading.Lock()
 _engine: Any = None
 
@@ -266,19 +269,38 @@ def open_image(data: bytes) -> list[Any]:
     return frames
 
 
-def render_pdf_pages(data: bytes, pages: Sequence[int]) -> dict[int, Any]:
-    """PIL images of the 0-based ``pages`` of a PDF, at :data:`RENDER_DPI`."""
+@contextlib.contextmanager
+def pdf_renderer(data: bytes) -> Iterator[Callable[[int], Any]]:
+    """A function from a 0-based page number to its PIL image at :data:`RENDER_DPI`.
+
+    PDFium opens the document once, at the first page asked for, so a file it
+    cannot open fails there, like any page that cannot be rendered.
+    """
     import pypdfium2 as pdfium
 
-    document = pdfium.PdfDocument(data)
+    opened: list[Any] = []
+
+    def render(n: int) -> Any:
+        if not opened:
+            opened.append(pdfium.PdfDocument(data))
+        page = opened[0][n]
+        try:
+            return page.render(scale=RENDER_DPI / 72).to_pil()
+        finally:
+            page.close()
+
     try:
-        out = {}
-        for n in pages:
-            page = document[n]
-            try:
-                out[n] = page.render(scale=RENDER_DPI / 72).to_pil()
-            finally:
-                page.close()
-        return out
+        yield render
     finally:
-        document.close()
+        for document in opened:
+            document.close()
+
+
+def within_budget(pages: Iterable[T]) -> Iterator[T]:
+    """``pages`` until :data:`OCR_SECONDS` have passed since the first (always one):
+    one scan must not hold the folder's only writer for minutes."""
+    started = time.monotonic()
+    for n, page in enumerate(pages):
+        if n and time.monotonic() - started > OCR_SECONDS:
+            return
+        yield page

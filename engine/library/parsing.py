@@ -19,7 +19,6 @@ import os
 import re
 import stat
 import sys
-import time
 import typing
 import warnings
 from collections.abc import Callable, Sequence
@@ -616,14 +615,12 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
         if not ocr.available():
             raise _Rejected("no extractable text (a scanned PDF; OCR is not installed)")
         raise _Rejected("no extractable text, and OCR found none on its pages")
-    separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
-    starts = tuple(itertools.accumulate(separated, initial=0))
     note = ocr_note
     if truncated:
         note = (
             f"the PDF is cut short: its {len(pages)} complete pages are indexed, the rest is lost"
         )
-    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "pdf", page_starts=starts, note=note)
+    return _paged(texts, "pdf", note)
 
 
 # A page whose text layer holds fewer characters than this is read by OCR (a scan
@@ -636,24 +633,21 @@ def _ocr_pdf_pages(data: bytes, texts: list[str], pages: list[int]) -> str | Non
 
     Pages are rendered and recognised one at a time, so memory stays that of one
     page. OCR stops at :data:`engine.library.ocr.MAX_OCR_PAGES` pages or after
-    :data:`engine.library.ocr.OCR_SECONDS` (one file must not hold the folder's
-    only writer for minutes); the pages left are named in the note.
+    :data:`engine.library.ocr.OCR_SECONDS` (:func:`engine.library.ocr.within_budget`);
+    the pages left are named in the note.
     """
     failed: list[str] = []
     read = 0
-    started = time.monotonic()
-    for n in pages[: ocr.MAX_OCR_PAGES]:
-        if read and time.monotonic() - started > ocr.OCR_SECONDS:
-            break
-        read += 1
-        try:
-            (image,) = ocr.render_pdf_pages(data, [n]).values()
-            recognised = ocr.recognise(image)
-        except Exception as error:  # one bad page must not lose the others
-            failed.append(f"page {n + 1} ({_short(error)})")
-            continue
-        if recognised:
-            texts[n] = recognised
+    with ocr.pdf_renderer(data) as render:
+        for n in ocr.within_budget(pages[: ocr.MAX_OCR_PAGES]):
+            read += 1
+            try:
+                recognised = ocr.recognise(render(n))
+            except Exception as error:  # one bad page must not lose the others
+                failed.append(f"page {n + 1} ({_short(error)})")
+                continue
+            if recognised:
+                texts[n] = recognised
     return _ocr_note(failed, read, len(pages))
 
 
@@ -680,18 +674,17 @@ def _parse_image(data: bytes) -> ParsedDocument:
         frames = ocr.open_image(data)
     except ValueError as error:
         raise _Rejected(str(error)) from error
-    texts: list[str] = []
-    started = time.monotonic()
-    for frame in frames:
-        if texts and time.monotonic() - started > ocr.OCR_SECONDS:
-            break
-        texts.append(ocr.recognise(frame))
+    texts = [ocr.recognise(frame) for frame in ocr.within_budget(frames)]
     if not any(texts):
         raise _Rejected("no text found in the image")
+    return _paged(texts, "image", _ocr_note([], len(texts), len(frames)))
+
+
+def _paged(texts: list[str], kind: str, note: str | None) -> ParsedDocument:
+    """Page texts joined by blank lines, with where each page starts."""
     separated = (len(text) + len(_BLOCK_SEPARATOR) for text in texts[:-1])
     starts = tuple(itertools.accumulate(separated, initial=0))
-    note = _ocr_note([], len(texts), len(frames))
-    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), "image", page_starts=starts, note=note)
+    return ParsedDocument(_BLOCK_SEPARATOR.join(texts), kind, page_starts=starts, note=note)
 
 
 _PDF_OBJECT = re.compile(rb"(?<![0-9])([0-9]+)\s+([0-9]+)\s+obj\b")
