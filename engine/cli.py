@@ -138,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "prepare":
         return _prepare()
-    if getattr(args, "limit", 1) < 1:
-        print("kenning: --limit must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
+    for count in ("limit", "sentences"):
+        if getattr(args, count, 1) < 1:
+            print(f"kenning: --{count} must be at least 1", file=sys.stderr)
+            return EXIT_USAGE
     for text in [getattr(args, "query", None), getattr(args, "question", None)]:
         if text is not None and not text.strip():
             print(f"kenning {args.command}: give some words to look for", file=sys.stderr)
@@ -346,9 +347,6 @@ def _ask(engine: Engine, args: argparse.Namespace) -> int:
 
 def _summarize(engine: Engine, args: argparse.Namespace) -> int:
     engine.wait_until_idle(timeout=3600)
-    if args.sentences < 1:
-        print("kenning summarize: --sentences must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     summary = engine.summarize(args.path, sentences=args.sentences, about=args.about)
     if args.json:
         print(json.dumps(_jsonable(asdict(summary)), ensure_ascii=False, indent=2))

@@ -85,3 +85,15 @@ def test_kenning_summarize_prints_cited_sentences(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     assert len(got["sentences"]) == 2 and all(s["text"] for s in got["sentences"])
+
+
+def test_kenning_summarize_refuses_zero_sentences_before_opening_anything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "summarize", "--data-dir", str(data), str(tmp_path),
+         "--sentences", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--sentences must be at least 1" in done.stderr
+    assert not data.exists(), "a usage error opens no library"
