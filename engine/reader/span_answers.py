@@ -64,10 +64,10 @@ def read_answer(
     answer.timings["read"] = time.perf_counter() - started
     if guess.best is None:
         return abstain(answer, on_token)
-    chosen, probability = choose(reader.config.selection, guess, hits, question)
+    selection = reader.config.selection
+    chosen, probability = choose(selection, guess, hits, question)
     guess = guess.leading(chosen)
     answer.certainty = probability
-    selection = reader.config.selection
     floor = threshold if threshold is not None else selection.threshold if selection else 0.0
     if probability < floor:
         answer.evidence = evidence_for(hits, guess.spans[0], mark=False)
