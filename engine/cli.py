@@ -196,11 +196,15 @@ def _prepare() -> int:
     from engine.config import default_cache_dir
     from engine.embedding import Embedder
     from engine.generation import Generator
+    from engine.models import embedding_model_path
     from engine.reader import SpanReader, bundled_reader_path
 
     config = load_config()
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("the embedding model", lambda: Embedder(config.embedding_model, device="cpu")),
+        (
+            "the embedding model",
+            lambda: Embedder(embedding_model_path(config.embedding_model), device="cpu"),
+        ),
         ("the reader", lambda: SpanReader.load(bundled_reader_path(), device="cpu")),
         (
             "the answer model (dequantized once into the per-user cache)",

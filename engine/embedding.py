@@ -94,18 +94,26 @@ class Embedder:
         # indexing thread and a query can fail with "Already borrowed" when one call
         # switches truncation while another encodes.
         self.tokenizer: Any = copy.deepcopy(self._model.tokenizer)
-        self.model_id: str = f"{path.name}:{_weights_digest(path)}"
+        self.model_id: str = model_id_of(path)
         # torch modules are not safe to call from two threads at once.
         self._lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 16) -> Vectors:
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 16, kind: str | None = None
+    ) -> Vectors:
         """Embed ``texts`` as an (n, dim) float32 array of unit vectors.
+
+        ``kind`` is "passage" for indexed text and "query" for what is searched with:
+        a model trained with prefixes for each (E5: "passage: ", "query: ") gets its
+        own, others none. Texts compared with each other (questions with questions)
+        leave it None, so both sides are embedded alike.
 
         Texts are sorted by length so each batch pads little, and the model lock is
         taken per batch, so a query waits for at most one small batch of indexing.
         """
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        prompt = kind if kind and self._model.prompts.get(kind) else None
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
             with self._lock:
@@ -115,18 +123,24 @@ class Embedder:
                     normalize_embeddings=True,
                     convert_to_numpy=True,
                     show_progress_bar=False,
+                    prompt_name=prompt,
                 )
             out[part] = vectors
         return out
 
     def embed_query(self, text: str) -> Vectors:
         """Embed one query as a (dim,) vector."""
-        vector: Vectors = self.embed([text])[0]
+        vector: Vectors = self.embed([text], kind="query")[0]
         return vector
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in ``text`` without special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def model_id_of(path: Path) -> str:
+    """The id the store records for vectors of the model in ``path`` (no loading)."""
+    return f"{path.name}:{_weights_digest(path)}"
 
 
 def _weights_digest(path: Path) -> str:

@@ -115,7 +115,7 @@ class Engine:
             self.data_dir,
             cfg,
             self.writer,
-            embedder=lambda: self.models.embedder,
+            embedder=lambda: self.models.minilm,
             generator=lambda: self.models.generator,
             search=self.search,
             searchable=lambda: self.library.ready,
@@ -353,7 +353,7 @@ class Engine:
         else:
             ids = self.library.scope(within)
         return summarize(
-            self.models.embedder,
+            self.models.minilm,  # the summary's cut-offs were tuned on MiniLM's cosines
             document_sentences(self.library.chunks_in_order(ids)),
             count=sentences,
             about=about,

@@ -1,7 +1,11 @@
 """The local models every room shares, each loaded once, on first use.
 
-The embedder serves the library (passages) and learning (questions of the
-correction memory and the feedback); the generator serves the reader room's
+The embedder serves the library (passages and the queries that search them); the
+bundled MiniLM serves what compares questions with questions, or sentences with
+sentences (the correction memory's gate, the ratings' similarity floor, the
+summary's redundancy cut-off): their thresholds were fitted on MiniLM's cosines,
+which another model (E5's bunch near 0.8) would not match. When the library uses
+MiniLM too, the two are one object. The generator serves the reader room's
 generator pipelines and learning's adapter. The span reader is the reader
 room's own (:class:`engine.reader.answering.Answering`).
 """
@@ -12,10 +16,27 @@ import gc
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.config import EngineConfig, default_cache_dir
-from engine.embedding import Embedder
+from engine.embedding import Embedder, bundled_embedding_model_path
 from engine.generation import Generator
+from engine.multilingual import MULTILINGUAL_MODEL, multilingual_model_path
+
+
+def embedding_model_path(name: str | None) -> Path:
+    """The folder ``EngineConfig.embedding_model`` names: None for the bundled MiniLM,
+    "multilingual-e5-small" (made on first use, see :mod:`engine.multilingual`), or
+    a local sentence-transformers folder.
+
+    Raises:
+        ModelNotAvailableError: the model's package is not installed.
+    """
+    if not name:
+        return bundled_embedding_model_path()
+    if name == MULTILINGUAL_MODEL:
+        return multilingual_model_path(default_cache_dir())
+    return Path(name).expanduser()
 
 
 class Models:
@@ -37,6 +58,7 @@ class Models:
         self.config = config
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self._minilm: Embedder | None = None
         self._generator = generator
         self._generator_lock = threading.Lock()
 
@@ -47,9 +69,27 @@ class Models:
             if self._embedder is None:
                 cfg = self.config
                 self._embedder = Embedder(
-                    cfg.embedding_model, device=cfg.device, threads=cfg.torch_threads
+                    embedding_model_path(cfg.embedding_model),
+                    device=cfg.device,
+                    threads=cfg.torch_threads,
                 )
             return self._embedder
+
+    @property
+    def minilm(self) -> Embedder:
+        """The bundled all-MiniLM-L6-v2, for question-to-question similarity.
+
+        The library's embedder when that is MiniLM (the default), else loaded
+        beside it on first use (90 MB).
+        """
+        library = self.embedder
+        with self._embedder_lock:
+            if library.path.resolve() == bundled_embedding_model_path().resolve():
+                return library
+            if self._minilm is None:
+                cfg = self.config
+                self._minilm = Embedder(device=cfg.device, threads=cfg.torch_threads)
+            return self._minilm
 
     @property
     def generator(self) -> Generator:

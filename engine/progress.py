@@ -29,10 +29,14 @@ class Progress:
         self._total = 0
         self._current = ""
         self._started = time.monotonic()
+        self._base = 0
 
-    def begin(self, task: str, total: int = 0) -> None:
+    def begin(self, task: str, total: int = 0, *, done: int = 0) -> None:
+        """Start a task; ``done`` is work finished before (a job resumed in slices),
+        counted in the bar but not in the rate the ETA is drawn from."""
         with self._lock:
-            self._task, self._done, self._total, self._current = task, 0, total, ""
+            self._task, self._done, self._total, self._current = task, done, total, ""
+            self._base = done
             self._started = time.monotonic()
 
     def set_total(self, total: int) -> None:
@@ -58,8 +62,9 @@ class Progress:
                 return None
             elapsed = time.monotonic() - self._started
             eta = None
-            if self._total and self._done:
-                eta = elapsed / self._done * max(0, self._total - self._done)
+            if self._total and self._done > self._base:
+                rate = (self._done - self._base) / elapsed if elapsed > 0 else 0.0
+                eta = max(0, self._total - self._done) / rate if rate > 0 else None
             return ProgressSnapshot(
                 self._task, self._done, self._total, self._current, elapsed, eta
             )

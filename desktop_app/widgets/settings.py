@@ -27,10 +27,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-# Changing these makes every stored chunk or vector stale.
-REINDEX_FIELDS = ("embedding_model", "max_chunk_tokens", "ignore_patterns")
-# Changing these needs a fresh engine (models load once), not a re-index.
-RESTART_FIELDS = ("generator_model", "device")
+# Changing these makes every stored chunk stale.
+REINDEX_FIELDS = ("max_chunk_tokens", "ignore_patterns")
+# Changing these needs a fresh engine (models load once), not a re-index. A new
+# embedding model re-embeds the stored passages in the engine's background, with
+# search on the old vectors meanwhile (engine.library.library).
+RESTART_FIELDS = ("embedding_model", "generator_model", "device")
+# Named embedding models beside the bundled one: (label, EngineConfig value).
+EMBEDDING_CHOICES = (
+    ("Multilingual e5-small (about 100 languages, 2x slower)", "multilingual-e5-small"),
+)
 # How answers are read: (label, EngineConfig.answer_strategy).
 STRATEGIES = (
     ("Trained reader (fast, the default)", "reader"),
@@ -52,11 +58,27 @@ def needs_reindex(old: Any, new: Any) -> bool:
 class _ModelChooser(QWidget):
     """The bundled model, or a path typed or picked with a file dialog."""
 
-    def __init__(self, bundled: str, pick: str, value: str | None, parent: QWidget) -> None:
+    def __init__(
+        self,
+        bundled: str,
+        pick: str,
+        value: str | None,
+        parent: QWidget,
+        named: tuple[tuple[str, str, str | None], ...] = (),
+    ) -> None:
+        """``named``: (label, value, why it is unavailable or None) of models chosen
+        by name, listed between the bundled one and a local folder."""
         super().__init__(parent)
         self._pick = pick  # "folder", "gguf" or "both"
         self.choice = QComboBox(self)
         self.choice.addItem(bundled, "bundled")
+        self._named = {name for _label, name, _why in named}
+        for label, name, unavailable in named:
+            self.choice.addItem(label, name)
+            if unavailable:  # shown greyed out, saying what to install
+                item = self.choice.model().item(self.choice.count() - 1)  # type: ignore[attr-defined]
+                item.setEnabled(False)
+                item.setToolTip(unavailable)
         self.choice.addItem("Local model…", "local")
         self.path = QLineEdit(value or "", self)
         self.path.setPlaceholderText(
@@ -65,7 +87,11 @@ class _ModelChooser(QWidget):
         self.browse = QPushButton("Browse…", self)
         self.browse.clicked.connect(self._browse)
         self.choice.currentIndexChanged.connect(self._sync)
-        self.choice.setCurrentIndex(1 if value else 0)
+        if value in self._named:
+            self.choice.setCurrentIndex(self.choice.findData(value))
+            self.path.setText("")
+        else:
+            self.choice.setCurrentIndex(self.choice.findData("local") if value else 0)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.choice)
@@ -74,8 +100,11 @@ class _ModelChooser(QWidget):
         self._sync()
 
     def value(self) -> str | None:
-        if self.choice.currentData() == "bundled":
+        data = self.choice.currentData()
+        if data == "bundled":
             return None
+        if data in self._named:
+            return str(data)
         text = self.path.text().strip()
         return text or None
 
@@ -104,8 +133,15 @@ class SettingsDialog(QDialog):
         self.setAccessibleName("Settings")
         self.resize(620, 480)
         self.config = config
+        from engine.multilingual import INSTALL_HINT, multilingual_available
+
+        missing = None if multilingual_available() else INSTALL_HINT
         self.embedding = _ModelChooser(
-            "Bundled all-MiniLM-L6-v2", "folder", config.embedding_model, self
+            "Bundled all-MiniLM-L6-v2 (English)",
+            "folder",
+            config.embedding_model,
+            self,
+            named=tuple((label, name, missing) for label, name in EMBEDDING_CHOICES),
         )
         self.embedding.setAccessibleName("Embedding model")
         self.generator = _ModelChooser(
@@ -201,8 +237,13 @@ class SettingsDialog(QDialog):
         changed = changed_fields(self.config, config)
         if needs_reindex(self.config, config):
             text = (
-                "Saving re-indexes every folder in the background, because the embedding "
-                "model, chunk size or ignore patterns changed; results fill in as it goes."
+                "Saving re-indexes every folder in the background, because the chunk "
+                "size or ignore patterns changed; results fill in as it goes."
+            )
+        elif "embedding_model" in changed:
+            text = (
+                "Saving re-embeds your passages with the new model in the background "
+                "(no file is read again); search keeps using the old model until it is done."
             )
         elif changed:
             text = "Saving restarts the engine with the new models; nothing is re-indexed."

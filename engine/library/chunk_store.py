@@ -268,8 +268,18 @@ class ChunkStore:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
+        self.set_metas({key: value})
+
+    def set_metas(self, values: dict[str, str | None]) -> None:
+        """Set (or, for None, delete) several keys in one transaction: all or none."""
         with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            for key, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
+                    )
 
     # -- folders -----------------------------------------------------------------------------
     def add_folder(self, path: Path) -> FolderRecord:

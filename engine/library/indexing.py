@@ -326,7 +326,9 @@ class Indexer:
         if not batch:
             return
         texts = [t for p in batch for t in p.embed_texts]
-        vectors = self.embedder.embed(texts, batch_size=self.config.embed_batch_size)
+        vectors = self.embedder.embed(
+            texts, batch_size=self.config.embed_batch_size, kind="passage"
+        )
         offset = 0
         for p in batch:
             n = len(p.embed_texts)
@@ -383,28 +385,57 @@ class Indexer:
         Returns:
             (vectors re-embedded from stored text, stale keys removed).
         """
+        stale = self.remove_stale()
+        embedded, _left = self.embed_missing(progress, cancel, task="Repairing the vector index")
+        if stale or embedded:
+            log.warning("repaired vector index: %d re-embedded, %d stale", embedded, stale)
+        return embedded, stale
+
+    def remove_stale(self) -> int:
+        """Drop the index's keys that no stored chunk has; how many there were."""
         stored = np.asarray(self.store.chunk_ids(), dtype=np.uint64)
-        in_index = self.index.keys()
-        stale = np.setdiff1d(in_index, stored, assume_unique=True)
-        missing = np.setdiff1d(stored, in_index, assume_unique=True)
+        stale = np.setdiff1d(self.index.keys(), stored, assume_unique=True)
         if len(stale):
             self.index.remove(stale)
-        if len(missing):
-            progress.begin("Repairing the vector index", total=len(missing))
-            step = _FLUSH_CHUNKS
-            for i in range(0, len(missing), step):
-                if cancel.is_set():
-                    raise Cancelled
-                part = [int(k) for k in missing[i : i + step]]
-                records = self.store.get_chunks(part)
-                keys = [k for k in part if k in records]
-                texts = [records[k].embed_prefix + records[k].text for k in keys]
-                self.index.add(np.asarray(keys, dtype=np.uint64), self.embedder.embed(texts))
-                progress.advance(len(part))
-        if len(stale) or len(missing):
-            log.warning("repaired vector index: %d re-embedded, %d stale", len(missing), len(stale))
             self._on_index_changed()
-        return len(missing), len(stale)
+        return len(stale)
+
+    def embed_missing(
+        self,
+        progress: Progress,
+        cancel: threading.Event,
+        *,
+        task: str,
+        limit: int | None = None,
+    ) -> tuple[int, int]:
+        """Embed, from their stored text, the chunks the index lacks (at most ``limit``).
+
+        Progress counts every stored chunk, those already in the index as done, so a
+        job resumed in slices shows one bar.
+
+        Returns:
+            (chunks embedded now, chunks still missing).
+        """
+        stored = np.asarray(self.store.chunk_ids(), dtype=np.uint64)
+        missing = np.setdiff1d(stored, self.index.keys(), assume_unique=True)
+        if not len(missing):
+            return 0, 0
+        now = missing if limit is None else missing[:limit]
+        progress.begin(task, total=len(stored), done=len(stored) - len(missing))
+        step = _FLUSH_CHUNKS
+        for i in range(0, len(now), step):
+            if cancel.is_set():
+                raise Cancelled
+            part = [int(k) for k in now[i : i + step]]
+            records = self.store.get_chunks(part)
+            keys = [k for k in part if k in records]
+            texts = [records[k].embed_prefix + records[k].text for k in keys]
+            self.index.add(
+                np.asarray(keys, dtype=np.uint64), self.embedder.embed(texts, kind="passage")
+            )
+            progress.advance(len(part))
+            self._on_index_changed()
+        return len(now), len(missing) - len(now)
 
 
 def within_budget(chunks: list[Chunk], max_chunks: int, max_tokens: int) -> int:

@@ -8,7 +8,10 @@ corrections: the learning room hands it ranking boosts, already computed.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -16,11 +19,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.embedding import Embedder
+from engine.embedding import Embedder, bundled_embedding_model_path, model_id_of
 from engine.errors import (
     EngineError,
     FolderNotFoundError,
     FolderRefusedError,
+    ModelNotAvailableError,
     StoreDamagedError,
     StoreError,
 )
@@ -30,15 +34,23 @@ from engine.library.indexing import Indexer, IndexStats
 from engine.library.retrieval import Hit, SearchMode, apply_boosts
 from engine.library.retrieval import search as hybrid_search
 from engine.library.scanning import refused_folder
-from engine.library.vector_index import USearchIndex
+from engine.library.vector_index import SuccessorIndex, USearchIndex, VectorIndex
 from engine.library.watching import EVENT_GRACE_SECONDS, ChangeSet, FolderWatcher, apply_change_set
 from engine.status import FolderStatus
-from engine.writer import Writer
+from engine.writer import Cancelled, Writer
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "kenning.sqlite3"
+# Before embedding models could change in the background: one index file, holding
+# the vectors of the model the store's meta names. Adopted under its new name.
 INDEX_FILE = "vectors.usearch"
+INDEX_GLOB = "vectors-*.usearch"
+# Passages re-embedded per writer job when the embedding model changes; then the
+# job queues its continuation, so file changes meanwhile wait at most one slice
+# (about 20 s with multilingual-e5-small on two CPU cores).
+REEMBED_SLICE = 512
+REEMBED_JOB = "re-embed"
 # Layout of the vector index file; a different one is rebuilt from the store.
 INDEX_FORMAT = 1
 # More hits than anyone reads; a larger limit (10**12 tried to allocate 21.8 TiB) is cut.
@@ -58,7 +70,8 @@ def open_store(data_dir: Path) -> ChunkStore:
         return ChunkStore(path)
     except StoreDamagedError as damaged:
         kept = move_aside(path)
-        (data_dir / INDEX_FILE).unlink(missing_ok=True)
+        for index in (data_dir / INDEX_FILE, *data_dir.glob(INDEX_GLOB)):
+            index.unlink(missing_ok=True)
         log.error("%s Rebuilding it from the files; the damaged copy is %s", damaged, kept)
         store = ChunkStore(path)
         for folder in damaged.folders:
@@ -70,6 +83,53 @@ def open_store(data_dir: Path) -> ChunkStore:
             f"files, the damaged copy is kept as {kept.name}",
         )
         return store
+
+
+def index_file(model_id: str) -> str:
+    """The file name of the vector index holding one embedding model's vectors.
+
+    One file per model, so that while a new model's vectors are made the old
+    ones stay searchable, and the switch is one write of the store's meta: a
+    crash on either side of it leaves a store whose meta names a complete file.
+    """
+    return f"vectors-{hashlib.sha256(model_id.encode()).hexdigest()[:12]}.usearch"
+
+
+def served_index_path(data_dir: Path, store: ChunkStore) -> tuple[Path, str | None]:
+    """The index file searches read, and the id of the model that made it."""
+    served = store.get_meta("embedding_model")
+    legacy = data_dir / INDEX_FILE
+    if served is None:
+        return legacy, None
+    path = data_dir / index_file(served)
+    return (legacy if legacy.exists() and not path.exists() else path), served
+
+
+def model_path_for(store: ChunkStore, model_id: str) -> Path | None:
+    """Where the embedding model ``model_id`` is on this machine, if it still is.
+
+    Looked for where the store recorded it, then among the models Kenning knows
+    (the bundled MiniLM; multilingual-e5-small, made again if its packages are
+    installed), by the id computed from each folder's files, without loading.
+    """
+    from engine.config import default_cache_dir
+    from engine.multilingual import MULTILINGUAL_MODEL, multilingual_model_path
+
+    places: list[Path] = []
+    recorded = store.get_meta("embedding_path")
+    if recorded:
+        places.append(Path(recorded))
+    with contextlib.suppress(ModelNotAvailableError):  # a wheel-less install
+        places.append(bundled_embedding_model_path())
+    if model_id.startswith(MULTILINGUAL_MODEL + ":"):
+        try:
+            places.append(multilingual_model_path(default_cache_dir()))
+        except ModelNotAvailableError as exc:
+            log.warning("the multilingual model is not available: %s", exc)
+    for place in places:
+        if place.is_dir() and model_id_of(place) == model_id:
+            return place
+    return None
 
 
 def scope_ids(store: ChunkStore, within: Path | str) -> list[int]:
@@ -126,7 +186,12 @@ class Library:
         self.store = open_store(data_dir)
         self._writer = writer
         self._embedder = embedder
-        self._index: USearchIndex | None = None
+        self._index: VectorIndex | None = None
+        self._index_path: Path | None = None
+        # While a new embedding model's vectors are made: the old index and the
+        # model that embeds queries for it (None: keyword search only meanwhile).
+        self._served: tuple[USearchIndex, Embedder] | None = None
+        self._successor: str | None = None  # the new model's id, while it is filled
         self._index_ready = threading.Event()
         self._index_dirty = False
         self._last_save = time.monotonic()
@@ -190,6 +255,8 @@ class Library:
         """Re-scan every folder for changes made behind the engine's back."""
         for folder in self.store.folders():
             self._submit_sync(folder.path)
+        if self._successor is not None:  # a cancelled re-embedding goes on
+            self._writer.submit_once(REEMBED_JOB, "Re-embedding your passages", self._reembed)
 
     @property
     def watch_grace(self) -> float:
@@ -203,9 +270,14 @@ class Library:
         return self._index_ready.is_set() and self._startup_error is None
 
     @property
-    def index(self) -> USearchIndex | None:
-        """The vector index, once open."""
+    def index(self) -> VectorIndex | None:
+        """The vector index writes go to, once open."""
         return self._index
+
+    @property
+    def reembedding(self) -> bool:
+        """Whether a new embedding model's vectors are being made (old ones searched)."""
+        return self._successor is not None
 
     def search(
         self,
@@ -229,7 +301,16 @@ class Library:
             FolderNotFoundError: nothing is indexed at ``within``.
         """
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
-        index = self.wait_for_index()
+        index: VectorIndex = self.wait_for_index()
+        embedder = self._embedder()
+        mode = SearchMode(mode)
+        served = self._served
+        if self._successor is not None:
+            # Re-embedding for a new model: the new index is still partial.
+            if served is not None:
+                index, embedder = served
+            else:
+                mode = SearchMode.BM25  # the old model is gone: words only
         cfg = self.config
         scope = self.scope(within) if within is not None else None
         if scope is not None and boosts:
@@ -240,9 +321,9 @@ class Library:
                 query,
                 store=self.store,
                 index=index,
-                embedder=self._embedder(),
+                embedder=embedder,
                 limit=max(limit, cfg.candidates) if boosts else limit,
-                mode=SearchMode(mode),
+                mode=mode,
                 candidates=cfg.candidates,
                 fusion=fusion or cfg.fusion,
                 dense_weight=cfg.dense_weight,
@@ -269,7 +350,7 @@ class Library:
         found = self.store.get_chunks(ids)
         return sorted(found.values(), key=lambda c: (str(c.path), c.ord))
 
-    def wait_for_index(self) -> USearchIndex:
+    def wait_for_index(self) -> VectorIndex:
         """The vector index, waiting for it to open; re-raises what kept it from opening."""
         if not self._index_ready.wait(timeout=600):
             raise EngineError("the vector index did not open in time")
@@ -363,29 +444,117 @@ class Library:
         self._writer.submit(f"Updating {folder}", run, folder)
 
     def _open_index(self, cancel: threading.Event) -> None:
-        """Load the vector index and make it agree with the store (crash repair)."""
+        """Load the vector index and make it agree with the store (crash repair).
+
+        When the configured embedding model is not the one whose vectors the store
+        holds, searches keep using the old vectors (and the old model for queries)
+        while the new ones are made from the stored texts, in slices on the writer;
+        the switch is one meta write when the last slice is done.
+        """
         try:
             embedder = self._embedder()
         except BaseException as exc:
             self._startup_error = exc  # searches re-raise it instead of waiting forever
             self._index_ready.set()
             raise
-        path = self.data_dir / INDEX_FILE
-        # The vector index is derived data: one made by another embedding model or in
-        # another format is rebuilt from the stored chunk texts, without re-parsing.
-        model_changed = self.store.get_meta("embedding_model") not in (None, embedder.model_id)
-        model_changed |= self.store.get_meta("index_format") not in (None, str(INDEX_FORMAT))
-        index = USearchIndex(embedder.dim)
-        if path.exists() and not model_changed:
-            try:
-                index = USearchIndex.load(path, embedder.dim)
-            except ValueError as exc:
-                log.warning("%s; rebuilding it from the stored chunk texts", exc)
-        self.store.set_meta("embedding_model", embedder.model_id)
-        self.store.set_meta("index_format", str(INDEX_FORMAT))
-        self._index = index
+        store, data = self.store, self.data_dir
+        if store.get_meta("index_format") not in (None, str(INDEX_FORMAT)):
+            # Another layout: every vector file is stale, rebuilt from the stored texts.
+            for stale in (data / INDEX_FILE, *data.glob(INDEX_GLOB)):
+                stale.unlink(missing_ok=True)
+            store.set_metas({"embedding_model": None, "index_format": str(INDEX_FORMAT)})
+        served_path, served_id = served_index_path(data, store)
+        if served_id is not None and served_path.name == INDEX_FILE:
+            os.replace(served_path, data / index_file(served_id))  # adopt the old name
+        wanted = embedder.model_id
+        path = data / index_file(wanted)
+        index = _load_or_new(path, embedder.dim)
+        if served_id in (None, wanted):
+            self._record_model(embedder)
+            self._remove_other_indexes(keep=(path,))
+            self._index, self._index_path = index, path
+            self._index_ready.set()
+            self._indexer().repair(self._writer.progress, cancel)
+            return
+        old = self._served_model(served_id)
+        served: tuple[USearchIndex, Embedder] | None = None
+        old_path = data / index_file(served_id)
+        if old is not None and old_path.exists():
+            served = (_load_or_new(old_path, old.dim), old)
+            Indexer(self.store, served[0], lambda: old, self.config).remove_stale()
+        self._remove_other_indexes(keep=(path, old_path))
+        self._served, self._successor = served, wanted
+        self._index = SuccessorIndex(index, served[0]) if served else index
+        self._index_path = path
         self._index_ready.set()
-        self._indexer().repair(self._writer.progress, cancel)
+        log.warning(
+            "embedding model changed (%s -> %s): re-embedding the stored passages; "
+            "searches use %s meanwhile",
+            served_id,
+            wanted,
+            "the old vectors" if served else "keywords only",
+        )
+        self._reembed(cancel)
+
+    def _reembed(self, cancel: threading.Event) -> None:
+        """One slice of re-embedding for the new model; queues the next, or switches."""
+        if self._successor is None:
+            return
+        embedder = self._embedder()
+        searched = "the old model" if self._served else "keywords only (the old model is gone)"
+        task = (
+            f"Re-embedding your passages for {embedder.path.name}; search uses {searched} meanwhile"
+        )
+        indexer = self._indexer()
+        try:
+            _done, left = indexer.embed_missing(
+                self._writer.progress, cancel, task=task, limit=REEMBED_SLICE
+            )
+        except Cancelled:
+            self._save_index()  # the next start resumes from here
+            raise
+        if left:
+            self._writer.submit_once(REEMBED_JOB, task, self._reembed)
+            return
+        # The switch: the full new index on disk first, then one meta write names it.
+        self._save_index()
+        self._record_model(embedder)
+        old = self._served
+        self._served, self._successor = None, None
+        if isinstance(self._index, SuccessorIndex):
+            self._index = self._index.successor
+        assert self._index_path is not None
+        self._remove_other_indexes(keep=(self._index_path,))
+        if old is not None:
+            log.warning("re-embedding done: searches use %s", embedder.path.name)
+
+    def _record_model(self, embedder: Embedder) -> None:
+        self.store.set_metas(
+            {
+                "embedding_model": embedder.model_id,
+                "embedding_path": str(embedder.path),
+                "embedding_dim": str(embedder.dim),
+                "index_format": str(INDEX_FORMAT),
+            }
+        )
+
+    def _served_model(self, model_id: str) -> Embedder | None:
+        """The model that made the stored vectors, if it is still on this machine."""
+        place = model_path_for(self.store, model_id)
+        if place is None:
+            return None
+        try:
+            cfg = self.config
+            return Embedder(place, device=cfg.device, threads=cfg.torch_threads)
+        except Exception as exc:  # an unloadable old model: keywords only then
+            log.warning("cannot load the old embedding model %s: %s", place, exc)
+            return None
+
+    def _remove_other_indexes(self, keep: tuple[Path, ...]) -> None:
+        """Delete vector files of models that are neither searched nor being made."""
+        for path in self.data_dir.glob(INDEX_GLOB):
+            if path not in keep:
+                path.unlink(missing_ok=True)
 
     def _indexer(self) -> Indexer:
         if self._index is None:
@@ -400,8 +569,23 @@ class Library:
             self._save_index()
 
     def _save_index(self) -> None:
-        if self._index is None:
+        if self._index is None or self._index_path is None:
             return
         self._index_dirty = False
-        self._index.save(self.data_dir / INDEX_FILE)
+        self._index.save(self._index_path)
+        served = self._served
+        if served is not None and self._successor is not None:
+            served_id = self.store.get_meta("embedding_model")
+            if served_id:  # removals reached the old vectors too
+                served[0].save(self.data_dir / index_file(served_id))
         self._last_save = time.monotonic()
+
+
+def _load_or_new(path: Path, dim: int) -> USearchIndex:
+    """The index saved at ``path``, or an empty one (repair fills it from the store)."""
+    if path.exists():
+        try:
+            return USearchIndex.load(path, dim)
+        except ValueError as exc:
+            log.warning("%s; rebuilding it from the stored chunk texts", exc)
+    return USearchIndex(dim)

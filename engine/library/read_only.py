@@ -18,7 +18,13 @@ from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import StoreError
 from engine.library.chunk_store import ChunkStore
-from engine.library.library import INDEX_FILE, STORE_FILE, folder_statuses, scope_ids
+from engine.library.library import (
+    STORE_FILE,
+    folder_statuses,
+    model_path_for,
+    scope_ids,
+    served_index_path,
+)
 from engine.library.retrieval import Hit, SearchMode
 from engine.library.retrieval import search as hybrid_search
 from engine.library.vector_index import USearchIndex
@@ -40,14 +46,24 @@ class LibraryReader:
         if not (self.data_dir / STORE_FILE).is_file():
             raise StoreError(f"No Kenning library in {self.data_dir}")
         self.store = ChunkStore(self.data_dir / STORE_FILE)
-        self.embedder = embedder or Embedder(self.config.embedding_model, device="cpu")
+        self.embedder = embedder or self._served_embedder()
         self._index: USearchIndex | None = None
         self._loaded: tuple[int, int] | None = None  # (mtime_ns, size) of the loaded file
         self._lock = threading.Lock()
 
+    def _served_embedder(self) -> Embedder:
+        """The model whose vectors the writer serves (the configured one if unknown)."""
+        from engine.models import embedding_model_path
+
+        _path, served = served_index_path(self.data_dir, self.store)
+        place = model_path_for(self.store, served) if served else None
+        return Embedder(place or embedding_model_path(self.config.embedding_model), device="cpu")
+
     def index(self) -> USearchIndex:
         """The writer's last saved vector index, reloaded when the file changed."""
-        path = self.data_dir / INDEX_FILE
+        path, served = served_index_path(self.data_dir, self.store)
+        if served is not None and served != self.embedder.model_id:
+            return USearchIndex(self.embedder.dim)  # another model's vectors: words only
         with self._lock:
             try:
                 st = path.stat()

@@ -158,6 +158,47 @@ class USearchIndex:
 CHECKSUM_SUFFIX = ".crc.json"
 
 
+class SuccessorIndex:
+    """The index of a new embedding model being filled while the old one is searched.
+
+    Every write goes to ``successor``; removals also reach ``served``, so a passage
+    deleted or edited meanwhile never comes back from the old vectors (a chunk id
+    may be reused). Additions do not: the old model cannot embed them, and keyword
+    search finds them until the successor takes over.
+    """
+
+    def __init__(self, successor: USearchIndex, served: USearchIndex) -> None:
+        self.successor, self.served = successor, served
+        self.dim = successor.dim
+
+    def add(self, keys: Keys, vectors: Vectors) -> None:
+        self.successor.add(keys, vectors)
+
+    def remove(self, keys: Keys) -> None:
+        self.successor.remove(keys)
+        self.served.remove(keys)
+
+    def search(self, query: Vectors, limit: int) -> tuple[Keys, npt.NDArray[np.float32]]:
+        return self.successor.search(query, limit)
+
+    def search_among(
+        self, query: Vectors, keys: Keys, limit: int
+    ) -> tuple[Keys, npt.NDArray[np.float32]]:
+        return self.successor.search_among(query, keys, limit)
+
+    def contains(self, keys: Keys) -> npt.NDArray[np.bool_]:
+        return self.successor.contains(keys)
+
+    def keys(self) -> Keys:
+        return self.successor.keys()
+
+    def __len__(self) -> int:
+        return len(self.successor)
+
+    def save(self, path: Path) -> None:
+        self.successor.save(path)
+
+
 def _crc32(path: Path) -> int:
     crc = 0
     with open(path, "rb") as handle:

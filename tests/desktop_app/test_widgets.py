@@ -289,3 +289,28 @@ def test_idle_line_says_how_many_corrections_wait_and_when_they_are_learned() ->
     )
     due = Status((folder,), 3, 9, 9, 0, False, None, (), False, 1, 0.0)
     assert describe_idle(due).endswith("1 correction waiting to be learned (next round starting)")
+
+
+def test_settings_offer_the_multilingual_embedder_as_a_re_embedding_not_a_re_index(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    from engine import EngineConfig
+    from engine.multilingual import MULTILINGUAL_MODEL, multilingual_available
+
+    config = EngineConfig()
+    dialog = SettingsDialog(config, tmp_path / "data")
+    qtbot.addWidget(dialog)
+    at = dialog.embedding.choice.findData(MULTILINGUAL_MODEL)
+    assert at > 0
+    item = dialog.embedding.choice.model().item(at)  # type: ignore[attr-defined]
+    assert item.isEnabled() == multilingual_available()
+    dialog.embedding.choice.setCurrentIndex(at)
+    new, _ = dialog.values()
+    assert new.embedding_model == MULTILINGUAL_MODEL
+    assert not needs_reindex(config, new)
+    assert "re-embeds" in dialog.note.text()
+    # Opened again on the saved choice, the dialog shows it, not a local folder.
+    again = SettingsDialog(new, tmp_path / "data")
+    qtbot.addWidget(again)
+    assert again.embedding.choice.currentData() == MULTILINGUAL_MODEL
+    assert again.values()[0].embedding_model == MULTILINGUAL_MODEL
