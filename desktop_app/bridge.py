@@ -57,6 +57,17 @@ def default_data_dir() -> Path:
     return engine_default()
 
 
+def missing_embedders() -> dict[str, str]:
+    """Named embedding models that cannot be chosen here, each with how to install it.
+
+    Settings grey these out instead of letting a person pick a model whose restart
+    would fail; the check finds the wheels without importing them.
+    """
+    from engine.multilingual import INSTALL_HINT, MULTILINGUAL_MODEL, multilingual_available
+
+    return {} if multilingual_available() else {MULTILINGUAL_MODEL: INSTALL_HINT}
+
+
 class AnswerStopped(Exception):
     """Raised inside the token callback to abandon an answer the person stopped."""
 

@@ -327,7 +327,9 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         """Edit the engine settings; saving restarts the engine and re-indexes if needed."""
         config = self.bridge.config or bridge_module.default_settings()
-        dialog = SettingsDialog(config, self.bridge.data_dir, self)
+        dialog = SettingsDialog(
+            config, self.bridge.data_dir, self, missing=bridge_module.missing_embedders()
+        )
 
         def finished(result: int) -> None:
             dialog.deleteLater()

@@ -34,7 +34,7 @@ from engine.learning.learning import Learning
 from engine.library.chunk_store import ChunkStore
 from engine.library.indexing import IndexStats
 from engine.library.library import Library
-from engine.library.retrieval import Hit, SearchMode
+from engine.library.retrieval import Hit, SearchMode, rescored
 from engine.models import Models, load_quietly
 from engine.progress import Progress
 from engine.reader import SpanReader, bundled_reader_path
@@ -312,7 +312,13 @@ class Engine:
         query = condense_query(question, *(previous or (None, "")))
         learning = self.learning.usable()
         match = self.learning.lookup(question) if cfg.use_correction_memory and learning else None
-        hits = self.search(query, limit=cfg.answer_passages, within=within)
+        # The reader's selection and abstention were calibrated on MiniLM's cosines.
+        hits = rescored(
+            self.search(query, limit=cfg.answer_passages, within=within),
+            query,
+            self.models.minilm,
+            self.models.embedder,
+        )
         retrieved = time.perf_counter()
         if match is not None:
             answer = corrected_answer(question, hits, match.correction)

@@ -127,21 +127,27 @@ class _ModelChooser(QWidget):
 class SettingsDialog(QDialog):
     """Edit ``config`` and the data location; :meth:`values` returns the result."""
 
-    def __init__(self, config: Any, data_dir: Path, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        config: Any,
+        data_dir: Path,
+        parent: QWidget | None = None,
+        *,
+        missing: dict[str, str] | None = None,
+    ) -> None:
+        """``missing`` maps embedding model names that cannot be chosen to an install hint."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setAccessibleName("Settings")
         self.resize(620, 480)
         self.config = config
-        from engine.multilingual import INSTALL_HINT, multilingual_available
-
-        missing = None if multilingual_available() else INSTALL_HINT
+        missing = missing or {}
         self.embedding = _ModelChooser(
             "Bundled all-MiniLM-L6-v2 (English)",
             "folder",
             config.embedding_model,
             self,
-            named=tuple((label, name, missing) for label, name in EMBEDDING_CHOICES),
+            named=tuple((label, name, missing.get(name)) for label, name in EMBEDDING_CHOICES),
         )
         self.embedding.setAccessibleName("Embedding model")
         self.generator = _ModelChooser(

@@ -168,6 +168,25 @@ def search(
     return hits[:limit]
 
 
+def rescored(hits: list[Hit], query: str, embedder: Embedder, made_by: Embedder) -> list[Hit]:
+    """``hits`` with ``embedder``'s cosines in place of those of ``made_by``, their maker.
+
+    The reader's selection model and abstention floor were calibrated on MiniLM's
+    cosines; another library embedder's (E5's sit near 0.8 for anything) would move
+    every rating. So the few passages read get MiniLM's cosine (one query and
+    ``answer_passages`` passages embedded, ~30 ms). A hit dense search did not see
+    keeps None, as in calibration.
+    """
+    if embedder is made_by:
+        return hits
+    seen = [h for h in hits if h.similarity is not None]
+    if not seen:
+        return hits
+    cosines = embedder.embed([h.text for h in seen], kind="passage") @ embedder.embed_query(query)
+    new = {id(h): float(c) for h, c in zip(seen, cosines, strict=True)}
+    return [replace(h, similarity=new[id(h)]) if id(h) in new else h for h in hits]
+
+
 def _merge(
     ranked: list[tuple[ChunkRecord, float]], similarity: dict[int, float], bm25: dict[int, float]
 ) -> list[Hit]:

@@ -294,14 +294,22 @@ def test_idle_line_says_how_many_corrections_wait_and_when_they_are_learned() ->
 def test_settings_offer_the_multilingual_embedder_as_a_re_embedding_not_a_re_index(
     qtbot: Any, tmp_path: Path
 ) -> None:
+    from desktop_app.bridge import missing_embedders
     from engine import EngineConfig
-    from engine.multilingual import MULTILINGUAL_MODEL, multilingual_available
+    from engine.multilingual import INSTALL_HINT, MULTILINGUAL_MODEL, multilingual_available
 
     config = EngineConfig()
-    dialog = SettingsDialog(config, tmp_path / "data")
-    qtbot.addWidget(dialog)
-    at = dialog.embedding.choice.findData(MULTILINGUAL_MODEL)
+    # Without the wheels the choice is shown greyed, with how to install it.
+    absent = SettingsDialog(config, tmp_path / "data", missing={MULTILINGUAL_MODEL: INSTALL_HINT})
+    qtbot.addWidget(absent)
+    at = absent.embedding.choice.findData(MULTILINGUAL_MODEL)
     assert at > 0
+    item = absent.embedding.choice.model().item(at)  # type: ignore[attr-defined]
+    assert not item.isEnabled()
+    assert item.toolTip() == INSTALL_HINT
+    assert (MULTILINGUAL_MODEL in missing_embedders()) != multilingual_available()
+    dialog = SettingsDialog(config, tmp_path / "data", missing=missing_embedders())
+    qtbot.addWidget(dialog)
     item = dialog.embedding.choice.model().item(at)  # type: ignore[attr-defined]
     assert item.isEnabled() == multilingual_available()
     dialog.embedding.choice.setCurrentIndex(at)

@@ -15,6 +15,7 @@ import pytest
 
 from engine import Engine, EngineConfig
 from engine.library import library as library_module
+from engine.library.retrieval import rescored
 from engine.multilingual import MULTILINGUAL_MODEL, multilingual_available
 
 pytestmark = pytest.mark.skipif(
@@ -194,3 +195,25 @@ def test_a_model_that_is_gone_leaves_keyword_search_until_the_new_vectors_are_ma
         assert engine.wait_until_idle(timeout=120)
         hits = engine.search("Eiffel Tower", 3)
         assert hits[0].similarity is not None
+
+
+def test_answers_over_a_multilingual_library_are_read_on_minilm_cosines(
+    tmp_path: Path, multilingual, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """The reader's selection and abstention were calibrated on MiniLM's cosines."""
+    folder, data = _notes(tmp_path), tmp_path / "data"
+    config = EngineConfig(embedding_model=MULTILINGUAL_MODEL)
+    _index(data, folder, multilingual, config)
+    with Engine(data, config, embedder=multilingual) as engine:
+        question = "When was the Eiffel Tower finished?"
+        answer = engine.ask(question)
+        assert not answer.abstained and "1889" in answer.text
+        assert answer.sources[answer.citations[0].source].path.name == "tower.md"
+        hits = rescored(engine.search(question, 3), question, embedder, multilingual)
+        raw = engine.search(question, 3)
+        minilm = embedder.embed([h.text for h in hits], kind="passage") @ embedder.embed_query(
+            question
+        )
+        assert [h.similarity for h in hits] == pytest.approx(minilm.tolist(), abs=1e-4)
+        assert [h.similarity for h in hits] != pytest.approx([h.similarity for h in raw], abs=1e-3)
+        assert engine.ask("Who painted the Mona Lisa?").abstained
