@@ -77,8 +77,9 @@ class EngineConfig:
     # "convex": weighted sum of min-max normalised dense and BM25 scores (measured best);
     # "rrf": reciprocal rank fusion.
     fusion: str = "convex"
-    # Weight of the dense score in convex fusion; BM25 gets the rest.
-    dense_weight: float = 0.5
+    # Weight of the dense score in convex fusion; BM25 gets the rest. None: the weight
+    # fitted for the embedding model in use (retrieval.DENSE_WEIGHTS).
+    dense_weight: float | None = None
     # Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
     rrf_k: int = 60
     # Candidates fetched from each retriever before fusion.
@@ -174,7 +175,7 @@ class EngineConfig:
             raise ValueError("min_chunk_tokens must be in (0, max_chunk_tokens]")
         if self.fusion not in ("convex", "rrf"):
             raise ValueError("fusion must be 'convex' or 'rrf'")
-        if not 0.0 <= self.dense_weight <= 1.0:
+        if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError("dense_weight must be within [0, 1]")
         if self.embed_batch_size < 1 or self.candidates < 1 or self.rrf_k < 1:
             raise ValueError("embed_batch_size, candidates and rrf_k must be positive")

