@@ -59,6 +59,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="SECONDS",
         help="close the window this long after the engine is ready (smoke tests, packaging)",
     )
+    parser.add_argument(
+        "--quick-ask",
+        action="store_true",
+        help="open the small ask window (in the running Kenning if there is one); "
+        "bind a desktop shortcut to this",
+    )
     return parser.parse_args(argv)
 
 
@@ -100,12 +106,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(__name__).exception("ignoring unreadable settings")
         config = None
 
+    from desktop_app import single_instance
+
+    request = "quick-ask" if options.quick_ask else "show"
+    handed = single_instance.hand_over(data_dir, request)
+    if handed:
+        print(f"kenning: the running window took it ({request})", flush=True)
+        return 0
+    if handed is None:
+        print(
+            f"Kenning is already running on {data_dir} but did not answer; "
+            "close it (or wait for it) and start again.",
+            file=sys.stderr,
+        )
+        return 1
+    server = single_instance.InstanceServer(data_dir)
+    server.listen()
+
     bridge = EngineBridge(data_dir, config)
     window = MainWindow(bridge)
     window.show()  # the engine starts behind the visible window
-    from desktop_app.tray import install_tray
+    from desktop_app.tray import QuickAsk, bring_up, install_tray
 
-    tray = install_tray(bridge, window)  # quick ask from the panel, where there is one
+    quick = QuickAsk(bridge)
+    tray = install_tray(quick, window)  # quick ask from the panel, where there is one
+    server.sig_request.connect(lambda r: quick.open() if r == "quick-ask" else bring_up(window))
+    if options.quick_ask:
+        QTimer.singleShot(0, quick.open)
     if options.quit_after is not None:
         _quit_when_ready(bridge, window, options.quit_after)
     exit_guard = ExitGuard(bridge, window)
@@ -114,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = app.exec()
     finally:
+        server.close()  # a start from now on opens its own window
         if tray is not None:
             tray.hide()
         exit_guard.finish(code)

@@ -7,10 +7,9 @@ line and the answer with the sentence it came from. It asks through the same
 on the engine. Where the desktop has no tray (some Wayland and tiling setups)
 nothing is shown and the window works as before.
 
-No global shortcut yet: it needs a hook into the desktop's input that no
-well-kept, cross-platform Qt library offers, and a desktop shortcut that starts
-``kenning`` would open a second instance (refused: one process per library)
-rather than raise this one; that needs single-instance hand-over first.
+From anywhere else: a desktop shortcut bound to ``kenning --quick-ask`` opens the
+same window in the running Kenning (:mod:`desktop_app.single_instance` says why
+that, not a global keyboard hook).
 """
 
 from __future__ import annotations
@@ -100,15 +99,15 @@ def quick_answer_html(answer: Any) -> str:
 class Tray(QSystemTrayIcon):
     """The panel icon: Ask, Show Kenning, Quit."""
 
-    def __init__(self, bridge: EngineBridge, window: QWidget, icon: QIcon) -> None:
+    def __init__(self, quick: QuickAsk, window: QWidget, icon: QIcon) -> None:
         super().__init__(icon, window)
         self.setToolTip("Kenning: ask your documents")
-        self.quick = QuickAsk(bridge)
+        self.quick = quick
         self.menu = QMenu(window)
         self.ask_action = QAction("Ask Kenning…", self.menu)
         self.ask_action.triggered.connect(self.quick.open)
         self.menu.addAction(self.ask_action)
-        self.menu.addAction("Show Kenning", lambda: _bring_up(window))
+        self.menu.addAction("Show Kenning", lambda: bring_up(window))
         self.menu.addSeparator()
         self.menu.addAction("Quit", window.close)
         self.setContextMenu(self.menu)
@@ -119,15 +118,19 @@ class Tray(QSystemTrayIcon):
             self.quick.open()
 
 
-def _bring_up(window: QWidget) -> None:
+def bring_up(window: QWidget) -> None:
+    """Show ``window`` in front, restored if it was minimised."""
+    if window.isMinimized():
+        window.showNormal()
     window.show()
     window.raise_()
+    window.activateWindow()
 
 
-def install_tray(bridge: EngineBridge, window: QWidget) -> Tray | None:
+def install_tray(quick: QuickAsk, window: QWidget) -> Tray | None:
     """The tray icon when the desktop has a tray, else None (the window is enough)."""
     if not QSystemTrayIcon.isSystemTrayAvailable():
         return None
-    tray = Tray(bridge, window, window.windowIcon())
+    tray = Tray(quick, window, window.windowIcon())
     tray.show()
     return tray

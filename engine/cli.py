@@ -128,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="surrogateescape")
-    if not argv or argv[0] == "gui" or (argv[0].startswith("--data-dir")):
+    window_flags = ("--data-dir", "--quick-ask", "--quit-after")
+    if not argv or argv[0] == "gui" or argv[0].startswith(window_flags):
         from desktop_app.app import main as gui_main  # only the GUI pulls in Qt
 
         return int(gui_main(argv[1:] if argv and argv[0] == "gui" else argv))

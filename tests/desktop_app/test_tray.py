@@ -48,7 +48,9 @@ def test_an_abstention_still_shows_the_closest_sentence() -> None:
 
 
 def test_the_tray_appears_only_where_there_is_one(qtbot: Any, window: MainWindow) -> None:
-    tray = install_tray(window.bridge, window)
+    quick = QuickAsk(window.bridge)
+    qtbot.addWidget(quick)
+    tray = install_tray(quick, window)
     assert (tray is not None) == QSystemTrayIcon.isSystemTrayAvailable()
     if tray is not None:
         assert [a.text() for a in tray.menu.actions() if a.text()] == [
