@@ -190,3 +190,48 @@ def test_the_window_opens_offscreen_and_quits_cleanly(indexed: Install) -> None:
     assert opened.returncode == 0, opened.stderr[-3000:]
     assert "kenning: ready" in opened.stdout
     assert "Traceback" not in opened.stderr
+
+
+def test_a_picture_of_text_is_read_by_ocr_in_the_build(install: Install) -> None:
+    # OCR needs Pillow and RapidOCR's models inside the bundle, not the build machine's.
+    from PIL import Image, ImageDraw, ImageFont
+
+    scans = install.home / "Scans"
+    scans.mkdir()
+    image = Image.new("L", (1200, 500), 255)
+    font = ImageFont.load_default(size=40)
+    for n, line in enumerate(["The lighthouse keeper", "logged seventeen storms", "in March."]):
+        ImageDraw.Draw(image).text((60, 60 + n * 64), line, font=font, fill=0)
+    image.save(scans / "logbook.png")
+    data = ("--data-dir", str(install.home / "ocr-data"))
+    done = install.run("index", str(scans), *data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = install.run("search", "--json", "lighthouse keeper storms", *data)
+    assert found.returncode == 0, found.stderr[-3000:]
+    hits = json.loads(found.stdout)
+    assert hits and Path(hits[0]["path"]).name == "logbook.png", hits
+
+
+def test_a_second_start_hands_quick_ask_to_the_running_window(indexed: Install) -> None:
+    # QtNetwork's local socket must be in the bundle: it is how a shortcut reaches it.
+    window = subprocess.Popen(
+        [str(indexed.binary), "gui", "--quit-after", "3600"],
+        env=indexed.env(),
+        cwd=indexed.home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert window.stdout is not None
+        for line in window.stdout:
+            if line.strip() == "kenning: ready":
+                break
+        second = indexed.run("--quick-ask", timeout=120)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "the running window took it (quick-ask)" in second.stdout
+    finally:
+        window.terminate()
+        _, err = window.communicate(timeout=60)
+    assert "a second start asked for quick-ask" in err
+    assert "Traceback" not in err
