@@ -13,7 +13,8 @@ import tomllib
 
 APP_NAME = "Kenning"
 # Version of the settings file's layout (its top-level ``format_version`` key).
-CONFIG_FORMAT = 1
+# 2: dense_weight may be left out, meaning the weight fitted for the embedder.
+CONFIG_FORMAT = 2
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,10 @@ def load_config(path: Path | None = None) -> EngineConfig:
         )
     known = {f.name for f in fields(EngineConfig)}
     values = {k: v for k, v in raw.items() if k in known}
+    if version < 2 and values.get("dense_weight") == 0.5:
+        # Format 1 wrote every field, so its 0.5 was the one default of that time, not
+        # a choice: dropped, it becomes the weight fitted for the embedder in use.
+        del values["dense_weight"]
     if "ignore_patterns" in values:
         values["ignore_patterns"] = tuple(values["ignore_patterns"])
     return EngineConfig(**values)

@@ -154,6 +154,21 @@ def test_settings_carry_a_format_and_a_newer_file_still_loads_known_keys(
     assert "newer Kenning" in caplog.text
 
 
+def test_a_format_1_settings_file_leaves_the_fusion_weight_to_the_embedder(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.toml"
+    old = "# Kenning settings\nformat_version = 1\n\n[engine]\ndense_weight = 0.5\ncandidates = 9\n"
+    path.write_text(old, encoding="utf-8")
+    config = load_config(path)
+    assert config.dense_weight is None and config.candidates == 9
+    path.write_text(old.replace("0.5", "0.7"), encoding="utf-8")
+    assert load_config(path).dense_weight == 0.7  # a real choice is kept
+    save_config(EngineConfig(), path)
+    assert "dense_weight" not in path.read_text()
+    assert load_config(path).dense_weight is None
+
+
 TOPICS = {
     "router.md": ("Press the red button to reset the router.", "reset the router"),
     "bread.md": ("Bake the sourdough at 250 degrees for forty minutes.", "baking bread"),
