@@ -528,6 +528,11 @@ class ChunkStore:
             ).fetchone()[0]
         return int(files), int(chunks)
 
+    def content_hashes(self) -> set[str]:
+        """The content digests of every stored file."""
+        rows = self._conn().execute("SELECT DISTINCT content_hash FROM files").fetchall()
+        return {str(h) for (h,) in rows}
+
     def chunk_ids(self) -> list[int]:
         return [int(r[0]) for r in self._conn().execute("SELECT id FROM chunks")]
 
@@ -646,6 +651,16 @@ def _file(row: Sequence[object]) -> FileRecord:
 # unambiguous and round-trips, and every other path is stored unchanged.
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _ESCAPED = re.compile("\x00([0-9a-f]{2})")
+
+
+def stored_path(path: Path | str) -> str:
+    """``path`` as a store writes it (see :func:`_db`); for the library's other stores."""
+    return _db(path)
+
+
+def path_from_store(text: str) -> Path:
+    """A path a store wrote back as the file system's path (see :func:`_fs`)."""
+    return _fs(text)
 
 
 def _db(path: Path | str) -> str:

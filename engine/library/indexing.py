@@ -26,8 +26,10 @@ import numpy as np
 from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import ParseError
+from engine.library import ocr
 from engine.library.chunk_store import ChunkStore, FileRecord, FolderRecord, NewChunk
 from engine.library.chunking import Chunk, split_document
+from engine.library.ocr_pages import OcrPages
 from engine.library.parsing import cap_text, parse_bytes, read_regular_file
 from engine.library.scanning import IgnoreRules, ScannedFile, scan_folder
 from engine.library.vector_index import VectorIndex
@@ -75,6 +77,7 @@ class _Prepared:
     to_embed: list[int]  # positions in chunks that need a vector
     embed_texts: list[str]
     note: str | None = None  # what the person should know though it was indexed
+    ocr_left: int = 0  # scanned pages OCR reads in a later pass
 
 
 class Indexer:
@@ -88,12 +91,14 @@ class Indexer:
         config: EngineConfig,
         *,
         on_index_changed: Callable[[], None] = lambda: None,
+        ocr_pages: OcrPages | None = None,
     ) -> None:
         self.store = store
         self.index = index
         self._embedder = embedder
         self.config = config
         self._on_index_changed = on_index_changed
+        self.ocr_pages = ocr_pages
 
     @property
     def embedder(self) -> Embedder:
@@ -174,15 +179,21 @@ class Indexer:
                 batch, pending = [], 0
         self._flush(batch, stats, progress)
 
-    def index_path(self, folder_id: int, path: Path, stats: IndexStats) -> None:
-        """(Re)index one file right now, or forget it if it is gone."""
+    def index_path(
+        self, folder_id: int, path: Path, stats: IndexStats, *, again: bool = False
+    ) -> None:
+        """(Re)index one file right now, or forget it if it is gone.
+
+        ``again``: parse it even if its content is unchanged (OCR goes on with the
+        next scanned pages; only passages that are new get embedded).
+        """
         try:
             st = path.stat()
         except OSError:
             self._delete(path, stats)
             return
         scanned = ScannedFile(path, st.st_size, st.st_mtime_ns)
-        prepared = self._prepare(folder_id, scanned, stats)
+        prepared = self._prepare(folder_id, scanned, stats, again=again)
         if prepared is not None:
             self._flush([prepared], stats, Progress())
 
@@ -211,10 +222,14 @@ class Indexer:
             if record.path != old and not str(record.path).startswith(old_prefix):
                 self._delete(record.path, stats)
         moved = self.store.move_path(old, new, folder_id)
+        if self.ocr_pages is not None:
+            self.ocr_pages.move(old, new, folder_id)
         stats.files_moved += moved
         return moved
 
-    def _prepare(self, folder_id: int, scanned: ScannedFile, stats: IndexStats) -> _Prepared | None:
+    def _prepare(
+        self, folder_id: int, scanned: ScannedFile, stats: IndexStats, *, again: bool = False
+    ) -> _Prepared | None:
         path = scanned.path
         if scanned.size > self.config.max_file_bytes:
             limit = self.config.max_file_bytes // 2**20
@@ -229,17 +244,27 @@ class Indexer:
         record = self.store.get_file(path)
         if record is None:
             record = self._adopt_moved(folder_id, path, content_hash, stats)
-        if record is not None and record.content_hash == content_hash:
+        if record is not None and record.content_hash == content_hash and not again:
             self.store.touch_file(record.id, size=scanned.size, mtime_ns=scanned.mtime_ns)
             self.store.clear_error(path)
             stats.files_skipped_unchanged += 1
             return None
         cfg = self.config
         try:
-            document = parse_bytes(path, data)
+            with ocr.remembering(self.ocr_pages):
+                document = parse_bytes(path, data)
         except ParseError as exc:
             self._fail(scanned, folder_id, exc.reason, stats)
+            self._ocr_done(path)
             return None
+        if self.ocr_pages is not None:
+            if document.ocr_left:
+                total = document.ocr_total
+                self.ocr_pages.mark_pending(
+                    path, folder_id, content_hash, done=total - document.ocr_left, total=total
+                )
+            else:
+                self._ocr_done(path)
         text_length = len(document.text)
         document, note = cap_text(document, cfg.max_text_chars)
         note = document.note or note
@@ -262,7 +287,12 @@ class Indexer:
             chunks = chunks[:keep]
         prepared = self._plan(folder_id, scanned, content_hash, document.kind, chunks, record)
         prepared.note = note
+        prepared.ocr_left = document.ocr_left
         return prepared
+
+    def _ocr_done(self, path: Path) -> None:
+        if self.ocr_pages is not None:
+            self.ocr_pages.clear_pending(path)
 
     def _adopt_moved(
         self, folder_id: int, path: Path, content_hash: str, stats: IndexStats
@@ -361,6 +391,7 @@ class Indexer:
         self._on_index_changed()
 
     def _delete(self, path: Path, stats: IndexStats) -> None:
+        self._ocr_done(path)
         ids = self.store.delete_file(path)
         self._remove_vectors(ids)
         stats.files_deleted += 1

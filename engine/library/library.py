@@ -31,6 +31,8 @@ from engine.errors import (
 from engine.integrity import move_aside
 from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.indexing import Indexer, IndexStats
+from engine.library.ocr_pages import FILE_NAME as OCR_PAGES_FILE
+from engine.library.ocr_pages import OcrPages
 from engine.library.retrieval import Hit, SearchMode, apply_boosts
 from engine.library.retrieval import search as hybrid_search
 from engine.library.scanning import refused_folder
@@ -51,6 +53,7 @@ INDEX_GLOB = "vectors-*.usearch"
 # (about 20 s with multilingual-e5-small on two CPU cores).
 REEMBED_SLICE = 512
 REEMBED_JOB = "re-embed"
+OCR_JOB = "ocr"
 # Layout of the vector index file; a different one is rebuilt from the store.
 INDEX_FORMAT = 1
 # More hits than anyone reads; a larger limit (10**12 tried to allocate 21.8 TiB) is cut.
@@ -184,6 +187,7 @@ class Library:
         self.data_dir = data_dir
         self.config = config
         self.store = open_store(data_dir)
+        self.ocr_pages = OcrPages(data_dir / OCR_PAGES_FILE)
         self._writer = writer
         self._embedder = embedder
         self._index: VectorIndex | None = None
@@ -217,6 +221,7 @@ class Library:
             # Watch before the start-up sync, so nothing changed during it is missed.
             self._watcher.watch(folder.path)
             self._submit_sync(folder.path)
+        self._continue_ocr_later()  # a long scan's OCR resumes where it stopped
 
     # -- folders -------------------------------------------------------------------------
     def add_folder(self, path: Path | str) -> None:
@@ -257,6 +262,7 @@ class Library:
             self._submit_sync(folder.path)
         if self._successor is not None:  # a cancelled re-embedding goes on
             self._writer.submit_once(REEMBED_JOB, "Re-embedding your passages", self._reembed)
+        self._continue_ocr_later()
 
     @property
     def watch_grace(self) -> float:
@@ -396,6 +402,7 @@ class Library:
             if self._index is not None and self._index_dirty:
                 self._save_index()
             self.store.close()
+            self.ocr_pages.close()
         else:
             self.store.close_between_writes(timeout=1.0)
 
@@ -413,6 +420,8 @@ class Library:
                 return
             self.last_stats = self._indexer().sync_folder(record, self._writer.progress, cancel)
             self.totals.add(self.last_stats)
+            self.ocr_pages.prune(self.store.content_hashes())  # pages of files gone
+            self._continue_ocr_later()
 
         self._writer.submit(f"Indexing {folder}", run, folder)
 
@@ -440,8 +449,44 @@ class Library:
                 self.totals.add(stats)
             for path in retry:
                 self._watcher.requeue(folder, path)
+            self._continue_ocr_later()
 
         self._writer.submit(f"Updating {folder}", run, folder)
+
+    # -- OCR of long scans, a pass at a time ---------------------------------------------
+    def _continue_ocr_later(self) -> None:
+        """Queue the next OCR pass of a long scan, after the work already queued."""
+        if self.ocr_pages.pending():
+            self._writer.submit_once(OCR_JOB, "Reading scanned pages (OCR)", self._continue_ocr)
+
+    def _continue_ocr(self, cancel: threading.Event) -> None:
+        """One pass (about :data:`engine.library.ocr.OCR_SECONDS`) over the oldest
+        unfinished scan: its next pages are read, its new passages embedded.
+
+        One job a pass, so file changes, searches' index and pausing get their turn
+        between passes; the pages read are kept at once (``ocr_pages``), so a cancel
+        or a kill loses at most the page being read.
+        """
+        pending = self.ocr_pages.pending()
+        if not pending or cancel.is_set():
+            return
+        scan = pending[0]
+        folder = next((f for f in self.store.folders() if f.id == scan.folder_id), None)
+        if folder is None or not scan.path.is_file():
+            self.ocr_pages.clear_pending(scan.path)  # its folder was removed, or it is gone
+            if folder is not None:
+                self._indexer().delete_path(scan.path, IndexStats())
+        else:
+            progress = self._writer.progress
+            task = f"Reading the scanned pages of {scan.path.name} (OCR, in the background)"
+            progress.begin(task, total=scan.total, done=scan.done)
+            progress.set_current(str(scan.path))
+            stats = IndexStats()
+            self._indexer().index_path(scan.folder_id, scan.path, stats, again=True)
+            after = next((p for p in self.ocr_pages.pending() if p.path == scan.path), None)
+            progress.advance((after.done if after else scan.total) - scan.done, str(scan.path))
+            self.totals.add(stats)
+        self._continue_ocr_later()
 
     def _open_index(self, cancel: threading.Event) -> None:
         """Load the vector index and make it agree with the store (crash repair).
@@ -560,7 +605,12 @@ class Library:
         if self._index is None:
             raise EngineError("the vector index is not open")
         return Indexer(
-            self.store, self._index, self._embedder, self.config, on_index_changed=self._mark_dirty
+            self.store,
+            self._index,
+            self._embedder,
+            self.config,
+            on_index_changed=self._mark_dirty,
+            ocr_pages=self.ocr_pages,
         )
 
     def _mark_dirty(self) -> None:

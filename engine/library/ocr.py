@@ -15,6 +15,8 @@ work on the recognised text as on any page's text layer.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import hashlib
 import io
 import itertools
 import re
@@ -22,16 +24,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 # Rendering resolution for scanned PDF pages: PP-OCR's models read 10 pt text
 # reliably from about 150 dpi up; more only costs time.
 RENDER_DPI = 200
-# OCR per file at most, in pages and in seconds (a page takes 6-12 s on 2 cores):
-# one scan must not hold the folder's only writer for minutes (a file gets about
-# a minute in all, embedding included). The pages left are listed in the note.
-MAX_OCR_PAGES = 50
+# OCR of one file in one pass at most, in seconds (a page takes 6-12 s on 2 cores):
+# one scan must not hold the folder's only writer for minutes (a file gets about a
+# minute in all, embedding included). With a page memory (the engine's, see
+# :func:`remembering`) the next pass recalls the pages read and goes on from there,
+# so a long scan is read a few pages a pass, in the background; without one (a
+# parse outside the engine) the pages left are listed in the note.
 OCR_SECONDS = 40.0
+# Scanned pages read by OCR per file in all (a 1,000-page scan is ~2.5 h on 2 cores).
+MAX_OCR_PAGES = 1000
 # Pixels per image at most (a decompression bomb opens as a tiny file).
 MAX_PIXELS = 60_000_000
 # Boxes the recogniser is this unsure of are dropped (its scores are 0-1).
@@ -40,6 +46,80 @@ MIN_SCORE = 0.5
 T = TypeVar("T")
 _lock = threading.Lock()
 _engine: Any = None
+
+
+class PageMemory(Protocol):
+    """Pages recognised in earlier passes, by document content (see ``ocr_pages``)."""
+
+    def recall(self, document: str) -> dict[int, tuple[str, str | None]]:
+        """Page number -> (text, why OCR failed on it or None)."""
+        ...
+
+    def remember(self, document: str, page: int, text: str, failure: str | None) -> None: ...
+
+
+_memory: contextvars.ContextVar[PageMemory | None] = contextvars.ContextVar(
+    "ocr_page_memory", default=None
+)
+
+
+@contextlib.contextmanager
+def remembering(memory: PageMemory | None) -> Iterator[None]:
+    """OCR within this block recalls and remembers pages in ``memory``.
+
+    A context variable rather than a parameter: parsers call each other (an
+    e-mail's attached scan), and only the indexer knows where the memory lives.
+    """
+    token = _memory.set(memory)
+    try:
+        yield
+    finally:
+        _memory.reset(token)
+
+
+@dataclass
+class PagesRead:
+    """What OCR of a document's scanned pages gave, this pass and before."""
+
+    texts: dict[int, str]  # page number -> recognised text (pages with text only)
+    failed: list[str]  # "page N (why)"
+    done: int  # pages read by OCR, in this pass or an earlier one
+    total: int  # scanned pages in the document
+    remembered: bool  # a page memory was there: the rest follow in a later pass
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done
+
+
+def read_pages(data: bytes, pages: Sequence[int], image_of: Callable[[int], Any]) -> PagesRead:
+    """OCR of ``pages`` of the document ``data``, one at a time, within :data:`OCR_SECONDS`.
+
+    Pages an earlier pass read are recalled from the page memory, if there is one;
+    each page read now is remembered at once (a kill loses at most one page). The
+    document is keyed by a digest of its own bytes, so an attachment's pages never
+    mix with its container's. A page that fails is remembered with its reason and
+    not tried again.
+    """
+    memory = _memory.get()
+    key = hashlib.blake2b(data, digest_size=16).hexdigest()
+    known = memory.recall(key) if memory is not None else {}
+    texts = {n: known[n][0] for n in pages if n in known and known[n][0]}
+    failed = [f"page {n + 1} ({known[n][1]})" for n in pages if n in known and known[n][1]]
+    done = sum(n in known for n in pages)
+    todo = [n for n in pages if n not in known][: max(0, MAX_OCR_PAGES - done)]
+    for n in within_budget(todo):
+        try:
+            text, failure = recognise(image_of(n)), None
+        except Exception as error:  # one bad page must not lose the others
+            text, failure = "", f"{type(error).__name__}: {str(error)[:160]}"
+            failed.append(f"page {n + 1} ({failure})")
+        done += 1
+        if text:
+            texts[n] = text
+        if memory is not None:
+            memory.remember(key, n, text, failure)
+    return PagesRead(texts, failed, done, len(pages), memory is not None)
 
 
 class OcrUnavailable(Exception):

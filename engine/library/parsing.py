@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import dataclasses
 import io
 import itertools
 import os
@@ -51,6 +52,10 @@ class ParsedDocument:
     page_starts: tuple[int, ...] = ()
     # Read only in part (a truncated file): what the person should know.
     note: str | None = None
+    # Scanned pages OCR has still to read (a later pass goes on, see ocr.read_pages),
+    # of how many.
+    ocr_left: int = 0
+    ocr_total: int = 0
 
     def page_at(self, offset: int) -> int | None:
         """1-based page number containing ``offset``, or None for unpaged documents."""
@@ -602,14 +607,20 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
             failure = failure or error
             texts.append("")
     scanned = [n for n, text in enumerate(texts) if len(text) < _SCANNED_BELOW_CHARS]
-    ocr_note = None
+    ocr_note, ocr_left = None, 0
     if scanned and failure is None and not truncated and ocr.available():
-        ocr_note = _ocr_pdf_pages(data, texts, scanned)
+        read = _ocr_pdf_pages(data, texts, scanned)
+        ocr_note = _ocr_note(read)
+        ocr_left = read.left if read.remembered and read.done < ocr.MAX_OCR_PAGES else 0
     if not any(texts):
         if truncated:
             raise _Rejected("truncated PDF: no complete page with text")
         if failure is not None:
             raise _Rejected(f"corrupt or unreadable PDF: {_short(failure)}")
+        if ocr_left:  # the first scanned pages were blank: a later pass goes on
+            return ParsedDocument(
+                "", "pdf", note=ocr_note, ocr_left=ocr_left, ocr_total=len(scanned)
+            )
         if ocr_note:
             raise _Rejected(f"no text found: {ocr_note}")
         if not ocr.available():
@@ -620,7 +631,8 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
         note = (
             f"the PDF is cut short: its {len(pages)} complete pages are indexed, the rest is lost"
         )
-    return _paged(texts, "pdf", note)
+    paged = _paged(texts, "pdf", note)
+    return dataclasses.replace(paged, ocr_left=ocr_left, ocr_total=len(scanned))
 
 
 # A page whose text layer holds fewer characters than this is read by OCR (a scan
@@ -628,39 +640,39 @@ def _parse_pdf(data: bytes) -> ParsedDocument:
 _SCANNED_BELOW_CHARS = 16
 
 
-def _ocr_pdf_pages(data: bytes, texts: list[str], pages: list[int]) -> str | None:
-    """Fill ``texts[n]`` for the scanned ``pages`` by OCR; what could not be read, or None.
+def _ocr_pdf_pages(data: bytes, texts: list[str], pages: list[int]) -> ocr.PagesRead:
+    """Fill ``texts[n]`` for the scanned ``pages`` by OCR (:func:`engine.library.ocr.read_pages`).
 
-    Pages are rendered and recognised one at a time, so memory stays that of one
-    page. OCR stops at :data:`engine.library.ocr.MAX_OCR_PAGES` pages or after
-    :data:`engine.library.ocr.OCR_SECONDS` (:func:`engine.library.ocr.within_budget`);
-    the pages left are named in the note.
+    Pages are rendered and recognised one at a time, so memory stays that of one page.
     """
-    failed: list[str] = []
-    read = 0
     with ocr.pdf_renderer(data) as render:
-        for n in ocr.within_budget(pages[: ocr.MAX_OCR_PAGES]):
-            read += 1
-            try:
-                recognised = ocr.recognise(render(n))
-            except Exception as error:  # one bad page must not lose the others
-                failed.append(f"page {n + 1} ({_short(error)})")
-                continue
-            if recognised:
-                texts[n] = recognised
-    return _ocr_note(failed, read, len(pages))
+        read = ocr.read_pages(data, pages, render)
+    for n, text in read.texts.items():
+        texts[n] = text
+    return read
 
 
-def _ocr_note(failed: list[str], read: int, scanned: int) -> str | None:
+def _ocr_note(read: ocr.PagesRead) -> str | None:
     said = []
-    if failed:
+    if read.failed:
+        failed = read.failed
         said.append(
             f"OCR failed on {', '.join(failed[:5])}" + (" and more" if len(failed) > 5 else "")
         )
-    if read < scanned:
+    if read.left and read.remembered and read.done < ocr.MAX_OCR_PAGES:
         said.append(
-            f"only the first {read} of {scanned} scanned pages are read by OCR "
-            f"(the limit per file: {ocr.MAX_OCR_PAGES} pages or {ocr.OCR_SECONDS:.0f} s)"
+            f"OCR has read {read.done} of its {read.total} scanned pages so far; "
+            "the rest are read in the background"
+        )
+    elif read.left:
+        limit = (
+            f"{ocr.MAX_OCR_PAGES} pages"
+            if read.done >= ocr.MAX_OCR_PAGES
+            else f"{ocr.OCR_SECONDS:.0f} s at a time"
+        )
+        said.append(
+            f"only the first {read.done} of {read.total} scanned pages are read by OCR "
+            f"(the limit per file: {limit})"
         )
     return "; ".join(said) or None
 
@@ -674,10 +686,19 @@ def _parse_image(data: bytes) -> ParsedDocument:
         frames = ocr.open_image(data)
     except ValueError as error:
         raise _Rejected(str(error)) from error
-    texts = [ocr.recognise(frame) for frame in ocr.within_budget(frames)]
-    if not any(texts):
+    read = ocr.read_pages(data, range(len(frames)), frames.__getitem__)
+    if not read.texts:
+        if read.left and read.remembered:  # the first frames were blank: go on later
+            return ParsedDocument(
+                "", "image", note=_ocr_note(read), ocr_left=read.left, ocr_total=read.total
+            )
         raise _Rejected("no text found in the image")
-    return _paged(texts, "image", _ocr_note([], len(texts), len(frames)))
+    texts = [read.texts.get(n, "") for n in range(len(frames))]
+    while texts and not texts[-1]:  # frames not read yet, or blank, at the end
+        texts.pop()
+    left = read.left if read.remembered and read.done < ocr.MAX_OCR_PAGES else 0
+    paged = _paged(texts, "image", _ocr_note(read))
+    return dataclasses.replace(paged, ocr_left=left, ocr_total=read.total)
 
 
 def _paged(texts: list[str], kind: str, note: str | None) -> ParsedDocument:

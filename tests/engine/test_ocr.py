@@ -15,6 +15,7 @@ import pytest
 
 from engine.errors import ParseError
 from engine.library import ocr
+from engine.library.indexing import IndexStats
 from engine.library.parsing import parse_bytes
 
 pytestmark = pytest.mark.skipif(not ocr.available(), reason="OCR (rapidocr-onnxruntime) missing")
@@ -130,3 +131,90 @@ def test_ocr_of_one_file_stops_at_its_time_limit_and_says_so(monkeypatch) -> Non
     doc = parse_bytes(Path("long.pdf"), scan)
     assert "first" in doc.text.lower() and "second" not in doc.text.lower()
     assert doc.note is not None and "only the first 1 of 2 scanned pages" in doc.note
+
+
+def _three_page_scan(folder: Path) -> Path:
+    pages = [
+        page_image(["Minutes of the garden committee", "Tomatoes were planted early."]),
+        page_image(["The treasurer reported", "a surplus of forty crowns."]),
+        page_image(["The beekeeper announced", "seven new hives by the orchard."]),
+    ]
+    scan = folder / "minutes.pdf"
+    scan.write_bytes(
+        image_bytes(pages[0], "PDF", save_all=True, append_images=pages[1:], resolution=100)
+    )
+    return scan
+
+
+def test_a_long_scan_is_read_a_pass_at_a_time_and_resumes_after_a_restart(
+    tmp_path: Path, embedder, monkeypatch
+) -> None:
+    """OCR of one file stops after its time in a pass (here one page); the pages read
+    are kept, and later passes, in this run or the next, go on from there."""
+    from engine import Engine
+    from engine.library.library import Library
+
+    monkeypatch.setattr(ocr, "OCR_SECONDS", 0.0)  # one page a pass
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    scan = _three_page_scan(folder)
+    read: list[int] = []
+    recognise = ocr.recognise
+    monkeypatch.setattr(ocr, "recognise", lambda image: read.append(1) or recognise(image))
+
+    # First run: the background passes are held back, so only the first page is read.
+    with monkeypatch.context() as held:
+        held.setattr(Library, "_continue_ocr_later", lambda self: None)
+        with Engine(tmp_path / "data", embedder=embedder) as engine:
+            engine.add_folder(folder)
+            assert engine.wait_until_idle(timeout=300)
+            assert len(read) == 1
+            (hit,) = engine.search("tomatoes planted by the garden committee", limit=1)
+            assert hit.path == scan and hit.page == 1
+            assert not engine.search("beekeeper hives", limit=3, mode="bm25")
+            (note,) = [e for e in engine.status().errors if e.path == scan]
+            assert "OCR has read 1 of its 3 scanned pages so far" in note.reason
+            assert [p.path for p in engine.library.ocr_pages.pending()] == [scan]
+
+    # Next start: the passes go on with pages 2 and 3 only, and the note goes.
+    with Engine(tmp_path / "data", embedder=embedder) as engine:
+        assert engine.wait_until_idle(timeout=300)
+        assert len(read) == 3  # page 1 was recalled, not read again
+        (hit,) = engine.search("the beekeeper announced new hives", limit=1)
+        assert hit.path == scan and hit.page == 3
+        (hit,) = engine.search("surplus reported by the treasurer", limit=1)
+        assert hit.page == 2
+        assert [e for e in engine.status().errors if e.path == scan] == []
+        assert engine.library.ocr_pages.pending() == []
+        # Re-indexing the unchanged scan (a chunk-size change) reads no page again.
+        engine.library._indexer().index_path(
+            engine.store.get_folder(folder.resolve()).id, scan, IndexStats(), again=True
+        )
+        assert len(read) == 3
+
+
+def test_the_page_cache_survives_damage_moves_and_forgets_what_is_gone(tmp_path: Path) -> None:
+    from engine.library.ocr_pages import OcrPages
+
+    path = tmp_path / "ocr-pages.sqlite3"
+    pages = OcrPages(path)
+    pages.remember("doc-a", 0, "first page", None)
+    pages.remember("doc-a", 1, "", "RuntimeError: broken page")
+    pages.remember("doc-b", 0, "other", None)
+    pages.mark_pending(tmp_path / "old" / "a.pdf", 1, "doc-a", done=2, total=9)
+    pages.move(tmp_path / "old", tmp_path / "new", 2)
+    (pending,) = pages.pending()
+    assert (pending.path, pending.folder_id, pending.done, pending.total) == (
+        tmp_path / "new" / "a.pdf",
+        2,
+        2,
+        9,
+    )
+    assert pages.recall("doc-a") == {0: ("first page", None), 1: ("", "RuntimeError: broken page")}
+    assert pages.prune({"doc-a"}) == 1 and pages.recall("doc-b") == {}
+    pages.close()
+    assert OcrPages(path).recall("doc-a")[0] == ("first page", None)  # kept across opens
+    path.write_bytes(b"this is not a database" * 100)
+    fresh = OcrPages(path)  # a damaged cache is moved aside, never fatal
+    assert fresh.recall("doc-a") == {} and fresh.pending() == []
+    assert list(tmp_path.glob("ocr-pages.sqlite3.damaged-*"))
