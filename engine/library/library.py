@@ -486,7 +486,8 @@ class Library:
             after = next((p for p in self.ocr_pages.pending() if p.path == scan.path), None)
             progress.advance((after.done if after else scan.total) - scan.done, str(scan.path))
             self.totals.add(stats)
-        self._continue_ocr_later()
+        if not cancel.is_set():  # cancelled: the next start (or resync) goes on
+            self._continue_ocr_later()
 
     def _open_index(self, cancel: threading.Event) -> None:
         """Load the vector index and make it agree with the store (crash repair).
