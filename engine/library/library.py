@@ -402,9 +402,9 @@ class Library:
             if self._index is not None and self._index_dirty:
                 self._save_index()
             self.store.close()
-            self.ocr_pages.close()
         else:
             self.store.close_between_writes(timeout=1.0)
+        self.ocr_pages.close()
 
     def stop_watching(self) -> None:
         """Stop the watcher: no change set may arrive after the writer's last job."""

@@ -57,13 +57,23 @@ class OcrPages:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
         try:
-            self._conn = self._open()
+            self._db = self._open()
         except sqlite3.DatabaseError as exc:
             aside = move_aside(path)
             log.warning("OCR page cache %s is damaged (%s): moved to %s", path, exc, aside.name)
-            self._conn = self._open()
+            self._db = self._open()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The connection, opened again after :meth:`close` (the engine closes its
+        files at exit while a writer job may still be finishing)."""
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        return self._db
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -140,5 +150,8 @@ class OcrPages:
         return [Pending(path_from_store(p), int(f), int(d), int(t)) for p, f, d, t in rows]
 
     def close(self) -> None:
+        """Close the file (its WAL is folded back in); a later call opens it again."""
         with self._lock:
-            self._conn.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
