@@ -22,6 +22,7 @@ import itertools
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -168,8 +169,16 @@ def recognise(image: Any) -> str:
     import numpy as np
 
     picture = np.asarray(image.convert("RGB"))
+    boxes = _boxes(picture)
+    return respace(reading_order(boxes, width=float(picture.shape[1])))
+
+
+def _boxes(picture: Any) -> list[Box]:
+    """The recogniser's boxes of ``picture`` (an RGB array) it is sure enough of."""
+    # Without the angle classifier: it turned one line in ten of small type upside
+    # down (and the recogniser then read it as nothing, or as noise).
     with _lock:  # one recognition at a time: ONNX Runtime already uses every core
-        result, _ = _recogniser()(picture)
+        result, _ = _recogniser()(picture, use_cls=False)
     boxes = []
     for points, text, score in result or []:
         if float(score) < MIN_SCORE or not str(text).strip():
@@ -177,11 +186,16 @@ def recognise(image: Any) -> str:
         xs = [float(p[0]) for p in points]
         ys = [float(p[1]) for p in points]
         boxes.append(Box(min(xs), min(ys), max(xs), max(ys), str(text).strip()))
-    return respace(reading_order(boxes, width=float(picture.shape[1])))
+    return boxes
 
 
 _RUN = re.compile(r"[A-Za-z]{12,}")
 _GLUED_COMMA = re.compile(r"([,;])(?=[A-Za-z])")
+# A sentence's full stop glued to the next one's capital ("model.He"); initials and
+# abbreviations ("U.S.Grant") have a capital before the stop and are left alone.
+_GLUED_STOP = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])")
+# The letter o read for a zero inside a number ("2,0o0", "2oth").
+_O_FOR_ZERO = re.compile(r"(?<=\d)[oO](?=[\doO]|[,.]\d|th\b|s\b)|(?<=\d[,.])[oO](?=[\doO])")
 
 
 def respace(text: str) -> str:
@@ -194,16 +208,22 @@ def respace(text: str) -> str:
 
     >>> respace("the communistscametopower,and then Internationalization")
     'the communists came to power, and then Internationalization'
+
+    The recogniser also writes Chinese full-width commas (NFKC folds them), glues
+    sentences together and reads zeros as the letter o:
+
+    >>> respace("in the 2oth century，more than 2,0o0 men.Then U.S.Grant came")
+    'in the 20th century, more than 2,000 men. Then U.S.Grant came'
     """
+    text = unicodedata.normalize("NFKC", text)
+    text = _O_FOR_ZERO.sub("0", _O_FOR_ZERO.sub("0", text))  # twice: "0o0" overlaps
     try:
         import wordninja
     except ImportError:  # OCR still works, with the recogniser's spacing
-        return text
-
-    def split(match: re.Match[str]) -> str:
-        return " ".join(wordninja.split(match.group(0)))
-
-    return _GLUED_COMMA.sub(r"\1 ", _RUN.sub(split, text))
+        pass
+    else:
+        text = _RUN.sub(lambda run: " ".join(wordninja.split(run.group(0))), text)
+    return _GLUED_STOP.sub(" ", _GLUED_COMMA.sub(r"\1 ", text))
 
 
 def reading_order(boxes: Sequence[Box], *, width: float) -> str:
