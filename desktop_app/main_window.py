@@ -400,7 +400,12 @@ class MainWindow(QMainWindow):
         self._show_sync(status)
 
     def _show_sync(self, status: Any) -> None:
-        if not status.folders:
+        remote = getattr(status, "backend", "local")
+        problem = getattr(status, "backend_problem", None)
+        if problem:
+            text = "⚠ Library offline"
+            tip = f"{problem}. Your changes are kept here and sent when it is back."
+        elif not status.folders and remote == "local":
             text, tip = "", ""
         elif status.busy or status.queued or status.progress is not None:
             text, tip = "⟳ Syncing", "Kenning is bringing the index up to date"
@@ -408,6 +413,9 @@ class MainWindow(QMainWindow):
             count = len(status.folders)
             text = "● Live"
             tip = f"Watching {count} folder{'s' * (count != 1)}: changes are indexed as they happen"
+        if remote != "local" and not problem:
+            text += " · shared"
+            tip += f". The library is on {remote.removeprefix('Milvus at ')} (Milvus)."
         if self.sync_label.text() != text:
             self.sync_label.setText(text)
             self.sync_label.setToolTip(tip)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,17 @@ class EngineConfig:
     rrf_k: int = 60
     # Candidates fetched from each retriever before fusion.
     candidates: int = 50
+    # Where passages live: "local" (USearch vectors beside the SQLite store) or
+    # "milvus" (one Milvus collection a team shares; engine.library.milvus_passages).
+    backend: str = "local"
+    # The Milvus library: a server or cluster URL ("http://host:19530"), or a local
+    # file path for Milvus Lite (embedded, one process). Credentials go in
+    # milvus_token ("user:password" or an API key); neither is ever logged.
+    milvus_uri: str | None = None
+    milvus_token: str | None = field(default=None, repr=False)
+    # The library's name on that server: people sharing one library use one name;
+    # one server holds several libraries under different names.
+    milvus_library: str = "kenning"
     # Seconds between background saves of the vector index while writing.
     index_save_interval: float = 5.0
     # Extra ignore patterns (gitignore syntax) applied to every watched folder.
@@ -176,6 +188,12 @@ class EngineConfig:
             raise ValueError("min_chunk_tokens must be in (0, max_chunk_tokens]")
         if self.fusion not in ("convex", "rrf"):
             raise ValueError("fusion must be 'convex' or 'rrf'")
+        if self.backend not in ("local", "milvus"):
+            raise ValueError("backend must be 'local' or 'milvus'")
+        if self.backend == "milvus" and not (self.milvus_uri or "").strip():
+            raise ValueError("backend 'milvus' needs milvus_uri (a server URL or a file path)")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,200}", self.milvus_library):
+            raise ValueError("milvus_library must be a letter then letters, digits or _")
         if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError("dense_weight must be within [0, 1]")
         if self.embed_batch_size < 1 or self.candidates < 1 or self.rrf_k < 1:
@@ -225,6 +243,8 @@ def save_config(config: EngineConfig, path: Path | None = None) -> None:
         lines.append(f"{key} = {_toml_value(value)}")
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if config.milvus_token:  # credentials: readable by this user only
+        os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

@@ -513,17 +513,18 @@ class Engine:
         self._check_open()
         store = self.library.store
         files, chunks = store.counts()
-        index = self.library.index
         return Status(
             folders=self.library.folder_statuses(),
             files=files,
             chunks=chunks,
-            vectors=len(index) if index is not None else 0,
+            vectors=self.library.vector_count(),
             queued=self.writer.queued,
             busy=self.writer.running is not None,
             progress=self.progress.snapshot(),
             errors=tuple(store.errors()),
             paused=self.writer.paused,
+            backend=self.library.backend,
+            backend_problem=self.library.backend_problem,
             **self.learning.status(),
         )
 

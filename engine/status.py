@@ -43,3 +43,7 @@ class Status:
     # Engine.wait_until_learned and Engine.consolidate).
     corrections_waiting: int = 0
     next_learning_in: float | None = None
+    # Where the passages live: "local", or "Milvus at <address>" (never credentials);
+    # and why a remote library cannot be reached now (indexing goes on locally).
+    backend: str = "local"
+    backend_problem: str | None = None

@@ -29,3 +29,30 @@ def generator(tmp_path_factory):  # type: ignore[no-untyped-def]
         device="cpu",
         threads=2,
     )
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """One real Milvus (Lite) server for the session; each test gets its own library."""
+    pytest.importorskip("pymilvus")
+    from tests.engine.milvus_server import MilvusServer
+
+    server = MilvusServer(tmp_path_factory.mktemp("milvus"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "milvus"])
+def backend(request):  # type: ignore[no-untyped-def]
+    """EngineConfig fields for each place passages can live: the same tests run on both."""
+    if request.param == "local":
+        return {}
+    import uuid
+
+    server = request.getfixturevalue("milvus_server")
+    return {
+        "backend": "milvus",
+        "milvus_uri": server.uri,
+        "milvus_library": "t" + uuid.uuid4().hex[:12],
+    }

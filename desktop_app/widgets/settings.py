@@ -32,7 +32,15 @@ REINDEX_FIELDS = ("max_chunk_tokens", "ignore_patterns")
 # Changing these needs a fresh engine (models load once), not a re-index. A new
 # embedding model re-embeds the stored passages in the engine's background, with
 # search on the old vectors meanwhile (engine.library.library).
-RESTART_FIELDS = ("embedding_model", "generator_model", "device")
+RESTART_FIELDS = (
+    "embedding_model", "generator_model", "device",
+    "backend", "milvus_uri", "milvus_token", "milvus_library",
+)  # fmt: skip
+# Where passages live: (label, EngineConfig.backend).
+BACKENDS = (
+    ("On this computer (the default)", "local"),
+    ("Shared on a Milvus server", "milvus"),
+)
 # Named embedding models beside the bundled one: (label, EngineConfig value).
 EMBEDDING_CHOICES = (
     ("Multilingual e5-small (about 100 languages, 2x slower)", "multilingual-e5-small"),
@@ -175,6 +183,20 @@ class SettingsDialog(QDialog):
         self.ignore.setAccessibleName("Ignore patterns")
         self.ignore.setPlaceholderText("One pattern a line, gitignore style: *.log, build/")
         self.ignore.setFixedHeight(90)
+        self.backend = QComboBox(self)
+        self.backend.setAccessibleName("Where the library lives")
+        for label, value in BACKENDS:
+            self.backend.addItem(label, value)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(config.backend)))
+        self.milvus_uri = QLineEdit(config.milvus_uri or "", self)
+        self.milvus_uri.setAccessibleName("Milvus address")
+        self.milvus_uri.setPlaceholderText("http://host:19530, or a file path for Milvus Lite")
+        self.milvus_library = QLineEdit(config.milvus_library, self)
+        self.milvus_library.setAccessibleName("Library name on the server")
+        self.milvus_token = QLineEdit(config.milvus_token or "", self)
+        self.milvus_token.setAccessibleName("Milvus credentials")
+        self.milvus_token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.milvus_token.setPlaceholderText("user:password or an API key (kept in your settings)")
         self.data_dir = QLineEdit(str(data_dir), self)
         self.data_dir.setAccessibleName("Data location")
         browse = QPushButton("Browse…", self)
@@ -191,6 +213,10 @@ class SettingsDialog(QDialog):
         form.addRow("Chunk size:", self.chunk)
         form.addRow("Ignore patterns:", self.ignore)
         form.addRow("Data location:", data_row)
+        form.addRow("Library:", self.backend)
+        form.addRow("Milvus address:", self.milvus_uri)
+        form.addRow("Library name:", self.milvus_library)
+        form.addRow("Credentials:", self.milvus_token)
         self.note = QLabel(self)
         self.note.setWordWrap(True)
         self.note.setAccessibleName("What saving will do")
@@ -214,9 +240,18 @@ class SettingsDialog(QDialog):
             self.chunk.valueChanged,
             self.ignore.textChanged,
             self.data_dir.textChanged,
+            self.backend.currentIndexChanged,
+            self.milvus_uri.textChanged,
+            self.milvus_library.textChanged,
+            self.milvus_token.textChanged,
         ):
             signal.connect(self._explain)
         self._explain()
+
+    def _show_milvus_fields(self) -> None:
+        remote = self.backend.currentData() == "milvus"
+        for field in (self.milvus_uri, self.milvus_library, self.milvus_token):
+            field.setEnabled(remote)
 
     def values(self) -> tuple[Any, Path]:
         """The edited config and data dir (raises ValueError for an invalid config)."""
@@ -231,10 +266,15 @@ class SettingsDialog(QDialog):
             device=self.device.currentText(),
             max_chunk_tokens=self.chunk.value(),
             ignore_patterns=patterns,
+            backend=str(self.backend.currentData()),
+            milvus_uri=self.milvus_uri.text().strip() or None,
+            milvus_library=self.milvus_library.text().strip() or "kenning",
+            milvus_token=self.milvus_token.text() or None,
         )
         return config, Path(self.data_dir.text().strip()).expanduser()
 
     def _explain(self) -> None:
+        self._show_milvus_fields()
         try:
             config, _ = self.values()
         except ValueError as exc:
@@ -245,6 +285,12 @@ class SettingsDialog(QDialog):
             text = (
                 "Saving re-indexes every folder in the background, because the chunk "
                 "size or ignore patterns changed; results fill in as it goes."
+            )
+        elif {"backend", "milvus_uri", "milvus_library"} & set(changed):
+            text = (
+                "Saving restarts the engine on the other library; this computer's folders "
+                "are indexed into it in the background (files are read again only where "
+                "the library lacks them)."
             )
         elif "embedding_model" in changed:
             text = (

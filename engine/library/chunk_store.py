@@ -533,6 +533,13 @@ class ChunkStore:
         rows = self._conn().execute("SELECT DISTINCT content_hash FROM files").fetchall()
         return {str(h) for (h,) in rows}
 
+    def last_chunk_id(self) -> int:
+        """The largest chunk id ever given (AUTOINCREMENT's counter: deleted ones too)."""
+        row = (
+            self._conn().execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+        )
+        return int(row[0]) if row else 0
+
     def chunk_ids(self) -> list[int]:
         return [int(r[0]) for r in self._conn().execute("SELECT id FROM chunks")]
 

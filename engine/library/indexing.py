@@ -222,10 +222,18 @@ class Indexer:
             if record.path != old and not str(record.path).startswith(old_prefix):
                 self._delete(record.path, stats)
         moved = self.store.move_path(old, new, folder_id)
+        self._repoint(new)
         if self.ocr_pages is not None:
             self.ocr_pages.move(old, new, folder_id)
         stats.files_moved += moved
         return moved
+
+    def _repoint(self, path: Path) -> None:
+        """A backend that keeps each passage's path (Milvus: other clients read it
+        there) learns the new one; the vectors stay as they are."""
+        repoint = getattr(self.index, "repoint", None)
+        if repoint is not None:
+            repoint(np.asarray(self.store.chunk_ids_under(path), dtype=np.uint64))
 
     def _prepare(
         self, folder_id: int, scanned: ScannedFile, stats: IndexStats, *, again: bool = False
@@ -305,6 +313,7 @@ class Indexer:
         for candidate in self.store.files_with_hash(content_hash, folder_id):
             if not candidate.path.exists():
                 stats.files_moved += self.store.move_path(candidate.path, path, folder_id)
+                self._repoint(path)
                 return self.store.get_file(path)
         return None
 

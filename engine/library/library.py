@@ -33,7 +33,7 @@ from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.indexing import Indexer, IndexStats
 from engine.library.ocr_pages import FILE_NAME as OCR_PAGES_FILE
 from engine.library.ocr_pages import OcrPages
-from engine.library.retrieval import Hit, SearchMode, apply_boosts
+from engine.library.retrieval import Hit, PassageTexts, SearchMode, apply_boosts
 from engine.library.retrieval import search as hybrid_search
 from engine.library.scanning import refused_folder
 from engine.library.vector_index import SuccessorIndex, USearchIndex, VectorIndex
@@ -54,6 +54,9 @@ INDEX_GLOB = "vectors-*.usearch"
 REEMBED_SLICE = 512
 REEMBED_JOB = "re-embed"
 OCR_JOB = "ocr"
+RECONNECT_JOB = "reconnect"
+# Seconds between tries to reach a Milvus library that stopped answering.
+RECONNECT_SECONDS = 10.0
 # Layout of the vector index file; a different one is rebuilt from the store.
 INDEX_FORMAT = 1
 # More hits than anyone reads; a larger limit (10**12 tried to allocate 21.8 TiB) is cut.
@@ -200,6 +203,10 @@ class Library:
         self._index_dirty = False
         self._last_save = time.monotonic()
         self._startup_error: BaseException | None = None
+        # A Milvus library that cannot be reached: why, shown in status and the window
+        # until a reconnect succeeds (see _backend_down).
+        self.backend_problem: str | None = None
+        self._retry: threading.Timer | None = None
         self.last_stats = IndexStats()
         self.live_stats = IndexStats()  # totals of every change set the watcher handed over
         self.totals = IndexStats()  # totals of all indexing work: syncs and change sets
@@ -325,7 +332,7 @@ class Library:
         try:
             hits = hybrid_search(
                 query,
-                store=self.store,
+                store=self.passages,
                 index=index,
                 embedder=embedder,
                 limit=max(limit, cfg.candidates) if boosts else limit,
@@ -338,13 +345,20 @@ class Library:
             )
             if not boosts:
                 return hits
-            extra = self.store.get_chunks(k for k, v in boosts.items() if v > 0)
+            extra = self.passages.get_chunks(k for k, v in boosts.items() if v > 0)
         except sqlite3.DatabaseError as exc:  # damage that appeared after open
             raise StoreError(
                 f"The search index {self.store.path} is damaged ({exc}). Restart Kenning: "
                 "it checks the file at start and rebuilds it from your files."
             ) from exc
         return apply_boosts(hits, boosts, extra.values())[:limit]
+
+    @property
+    def passages(self) -> PassageTexts:
+        """Where passages are read and keyword-searched: the store, or for a Milvus
+        library the collection every client writes to (this client's from the store)."""
+        index = self._index
+        return index if isinstance(index, PassageTexts) else self.store
 
     def scope(self, within: Path | str) -> list[int]:
         """The chunk ids of the file ``within``, or of every file beneath the folder
@@ -353,7 +367,7 @@ class Library:
 
     def chunks_in_order(self, ids: Iterable[int]) -> list[ChunkRecord]:
         """The chunks ``ids`` by file, then in document order (for reading them out)."""
-        found = self.store.get_chunks(ids)
+        found = self.passages.get_chunks(ids)
         return sorted(found.values(), key=lambda c: (str(c.path), c.ord))
 
     def wait_for_index(self) -> VectorIndex:
@@ -405,6 +419,11 @@ class Library:
         else:
             self.store.close_between_writes(timeout=1.0)
         self.ocr_pages.close()
+        if self._retry is not None:
+            self._retry.cancel()
+        close = getattr(self._index, "close", None)
+        if close is not None:  # a Milvus library's connection
+            close()
 
     def stop_watching(self) -> None:
         """Stop the watcher: no change set may arrive after the writer's last job."""
@@ -503,6 +522,9 @@ class Library:
             self._startup_error = exc  # searches re-raise it instead of waiting forever
             self._index_ready.set()
             raise
+        if self.config.backend == "milvus":
+            self._open_milvus(embedder, cancel)
+            return
         store, data = self.store, self.data_dir
         if store.get_meta("index_format") not in (None, str(INDEX_FORMAT)):
             # Another layout: every vector file is stale, rebuilt from the stored texts.
@@ -541,6 +563,92 @@ class Library:
             "the old vectors" if served else "keywords only",
         )
         self._reembed(cancel)
+
+    def _open_milvus(self, embedder: Embedder, cancel: threading.Event) -> None:
+        """Connect to the Milvus library and make it hold this client's chunks.
+
+        A server that cannot be reached leaves searches failing with the reason and
+        a reconnect queued every :data:`RECONNECT_SECONDS`; the store keeps every
+        chunk meanwhile, and repair fills in what the server missed once it is back.
+        Another embedding model's passages are another collection: switching models
+        re-embeds this client's chunks into it (searches see them as they arrive).
+        """
+        from engine.library.milvus_passages import BackendUnavailableError, MilvusPassages
+
+        cfg = self.config
+        assert cfg.milvus_uri is not None
+        try:
+            passages = MilvusPassages(
+                cfg.milvus_uri,
+                self.store,
+                embedder.dim,
+                embedder.model_id,
+                token=cfg.milvus_token,
+                library=cfg.milvus_library,
+                on_unavailable=self._backend_down,
+            )
+        except BackendUnavailableError as exc:
+            self._startup_error = exc  # searches say why instead of waiting
+            self._index_ready.set()
+            self._backend_down(str(exc))
+            return
+        self._record_model(embedder)
+        self._index, self._index_path = passages, self.data_dir / "milvus"
+        self._startup_error = None
+        self._index_ready.set()
+        self._indexer().repair(self._writer.progress, cancel)
+        self.backend_problem = None
+
+    @property
+    def backend(self) -> str:
+        """Where the passages live, in words (no credentials)."""
+        from engine.library.milvus_passages import redacted
+
+        if self.config.backend == "milvus" and self.config.milvus_uri:
+            return f"Milvus at {redacted(self.config.milvus_uri)}"
+        return "local"
+
+    def _backend_down(self, reason: str) -> None:
+        """The Milvus library stopped answering: say so, and try again later."""
+        if self.backend_problem is None:
+            log.error("%s; indexing goes on locally and resumes there when it is back", reason)
+        self.backend_problem = reason
+        if self._retry is not None and self._retry.is_alive():
+            return
+        self._retry = threading.Timer(
+            RECONNECT_SECONDS,
+            lambda: self._writer.submit_once(
+                RECONNECT_JOB, "Reconnecting to the Milvus library", self._reconnect
+            ),
+        )
+        self._retry.daemon = True
+        self._retry.start()
+
+    def _reconnect(self, cancel: threading.Event) -> None:
+        """Open the Milvus library again, repair what it missed, and sync every folder."""
+        self._retry = None
+        embedder = self._embedder()
+        index = self._index
+        if index is None or self._startup_error is not None:
+            self._open_milvus(embedder, cancel)
+        else:
+            index.reopen()  # type: ignore[attr-defined]  # a restarted server released it
+            self._indexer().repair(self._writer.progress, cancel)
+            self.backend_problem = None
+        if self.backend_problem is None:
+            for folder in self.store.folders():
+                self._submit_sync(folder.path)
+
+    def vector_count(self) -> int:
+        """Vectors this library holds of this client's chunks (equal to the chunks once
+        repair is done); 0 while a remote library cannot be reached."""
+        index = self._index
+        if index is None:
+            return 0
+        try:
+            return len(index.keys()) if self.config.backend == "milvus" else len(index)
+        except EngineError:
+            return 0
 
     def _reembed(self, cancel: threading.Event) -> None:
         """One slice of re-embedding for the new model; queues the next, or switches."""

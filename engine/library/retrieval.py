@@ -16,12 +16,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from engine.embedding import Embedder
-from engine.library.chunk_store import ChunkRecord, ChunkStore
+from engine.library.chunk_store import ChunkRecord
 from engine.library.vector_index import VectorIndex
+
+
+@runtime_checkable
+class PassageTexts(Protocol):
+    """Where retrieval reads passages and searches their words: the local store
+    (SQLite FTS5), or a backend that holds passages whole (Milvus)."""
+
+    def bm25_search(
+        self, query: str, limit: int, *, within: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) best first, score > 0."""
+        ...
+
+    def get_chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
+        """The chunks of ``ids`` that exist, by id."""
+        ...
 
 
 class SearchMode(str, Enum):
@@ -134,7 +151,7 @@ def fuse_scores(
 def search(
     query: str,
     *,
-    store: ChunkStore,
+    store: PassageTexts,
     index: VectorIndex,
     embedder: Embedder,
     limit: int = 10,
@@ -149,7 +166,8 @@ def search(
 
     Args:
         query: Free text.
-        store: Chunk store (texts, offsets, BM25).
+        store: Passage texts, offsets and BM25: the chunk store, or a backend that
+            holds them itself (:class:`PassageTexts`).
         index: Vector index over the same chunk ids.
         embedder: Embeds the query into the index's space.
         limit: Most hits returned, after merging.

@@ -53,8 +53,9 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, embedder) -> Engine:  # type: ignore[no-untyped-def]
-    eng = Engine(tmp_path / "data", embedder=embedder)
+def engine(tmp_path: Path, embedder, backend) -> Engine:  # type: ignore[no-untyped-def]
+    """The engine on each backend (local, and a real Milvus server: tests/conftest.py)."""
+    eng = Engine(tmp_path / "data", EngineConfig(**backend), embedder=embedder)
     yield eng
     eng.close()
 

@@ -101,9 +101,10 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, embedder: Embedder) -> Iterator[Engine]:
+def engine(tmp_path: Path, embedder: Embedder, backend: dict[str, str]) -> Iterator[Engine]:
+    """The engine on each backend (local, and a real Milvus server: tests/conftest.py)."""
     before = set(threading.enumerate())
-    eng = Engine(tmp_path / "data", embedder=embedder)
+    eng = Engine(tmp_path / "data", EngineConfig(**backend), embedder=embedder)
     yield eng
     eng.close()
     # tqdm's monitor belongs to the model's progress bars, started on first use.
