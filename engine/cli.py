@@ -276,6 +276,10 @@ def _status(engine: Engine | LibraryReader, args: argparse.Namespace) -> int:
         print(json.dumps(_jsonable(asdict(status)), ensure_ascii=False, indent=2))
         return EXIT_OK
     print(f"{len(status.folders)} folders, {status.files} files, {status.chunks} passages")
+    if status.backend != "local":
+        print(f"Library: {status.backend}, shared")
+    if status.backend_problem:
+        print(f"  Not reachable now: {status.backend_problem}; changes are kept and sent later")
     for folder in status.folders:
         synced = time.strftime("%Y-%m-%d %H:%M", time.localtime(folder.synced_at or 0))
         print(

@@ -31,6 +31,7 @@ from engine.errors import (
 from engine.integrity import move_aside
 from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.indexing import Indexer, IndexStats
+from engine.library.milvus_passages import describe_backend
 from engine.library.ocr_pages import FILE_NAME as OCR_PAGES_FILE
 from engine.library.ocr_pages import OcrPages
 from engine.library.retrieval import Hit, PassageTexts, SearchMode, apply_boosts
@@ -602,11 +603,7 @@ class Library:
     @property
     def backend(self) -> str:
         """Where the passages live, in words (no credentials)."""
-        from engine.library.milvus_passages import redacted
-
-        if self.config.backend == "milvus" and self.config.milvus_uri:
-            return f"Milvus at {redacted(self.config.milvus_uri)}"
-        return "local"
+        return describe_backend(self.config)
 
     def _backend_down(self, reason: str) -> None:
         """The Milvus library stopped answering: say so, and try again later."""

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engine.config import EngineConfig
 from engine.errors import EngineError
 from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.vector_index import Keys, Vectors
@@ -72,6 +73,13 @@ def redacted(uri: str) -> str:
     if not sep:
         return uri
     return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
+def describe_backend(config: EngineConfig) -> str:
+    """Where ``config``'s passages live, in words, without credentials."""
+    if config.backend == "milvus" and config.milvus_uri:
+        return f"Milvus at {redacted(config.milvus_uri)}"
+    return "local"
 
 
 def collection_name(library: str, model_id: str) -> str:

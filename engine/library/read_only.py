@@ -6,7 +6,8 @@ is open) reads beside it instead. SQLite's WAL lets it read while the writer
 writes, and the writer saves the vector index atomically (write, then rename)
 after every change set, so the reader reloads the saved file whenever it changed
 on disk. Passages added since the writer's last save are found by BM25 at once
-and by dense search after that save.
+and by dense search after that save. A library on Milvus is searched there, as the
+writer searches it (a Milvus Lite file serves one process: a server is needed).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from engine.library.library import (
     scope_ids,
     served_index_path,
 )
-from engine.library.retrieval import Hit, SearchMode
+from engine.library.milvus_passages import describe_backend
+from engine.library.retrieval import Hit, PassageTexts, SearchMode
 from engine.library.retrieval import search as hybrid_search
-from engine.library.vector_index import USearchIndex
+from engine.library.vector_index import USearchIndex, VectorIndex
 from engine.status import Status
 
 
@@ -50,6 +52,24 @@ class LibraryReader:
         self._index: USearchIndex | None = None
         self._loaded: tuple[int, int] | None = None  # (mtime_ns, size) of the loaded file
         self._lock = threading.Lock()
+        self._remote: object | None = None  # the Milvus library, once opened
+
+    def _milvus(self) -> object:
+        from engine.library.milvus_passages import MilvusPassages
+
+        with self._lock:
+            if self._remote is None:
+                cfg = self.config
+                assert cfg.milvus_uri is not None
+                self._remote = MilvusPassages(
+                    cfg.milvus_uri,
+                    self.store,
+                    self.embedder.dim,
+                    self.embedder.model_id,
+                    token=cfg.milvus_token,
+                    library=cfg.milvus_library,
+                )
+            return self._remote
 
     def _served_embedder(self) -> Embedder:
         """The model whose vectors the writer serves (the configured one if unknown)."""
@@ -89,10 +109,14 @@ class LibraryReader:
         """Like :meth:`engine.Engine.search`, on what the writer last saved."""
         cfg = self.config
         scope = scope_ids(self.store, within) if within is not None else None
+        index: VectorIndex = self.index()
+        texts: PassageTexts = self.store
+        if cfg.backend == "milvus":
+            index = texts = self._milvus()  # type: ignore[assignment]
         return hybrid_search(
             query,
-            store=self.store,
-            index=self.index(),
+            store=texts,
+            index=index,
             embedder=self.embedder,
             limit=limit,
             mode=SearchMode(mode),
@@ -116,10 +140,14 @@ class LibraryReader:
             progress=None,
             errors=tuple(self.store.errors()),
             paused=False,
+            backend=describe_backend(self.config),
         )
 
     def close(self) -> None:
         self.store.close()
+        close = getattr(self._remote, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> LibraryReader:
         return self

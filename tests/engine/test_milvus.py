@@ -161,3 +161,20 @@ def test_settings_keep_the_server_and_its_credentials_private(tmp_path: Path) ->
     assert "s3cret" not in repr(cfg)
     with pytest.raises(ValueError, match="milvus_uri"):
         EngineConfig(backend="milvus")
+
+
+def test_a_second_process_reads_a_milvus_library_beside_the_writer(
+    tmp_path: Path, embedder, milvus_server
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.library.read_only import LibraryReader
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "bees.md").write_text("Honey bees dance to show where the flowers are.\n")
+    cfg = _config(milvus_server.uri)
+    with Engine(tmp_path / "data", cfg, embedder=embedder) as eng:
+        eng.add_folder(folder)
+        assert eng.wait_until_idle(120)
+        with LibraryReader(tmp_path / "data", cfg, embedder=embedder) as reader:
+            hits = reader.search("how do bees tell each other about flowers", limit=1)
+            assert hits[0].path == folder / "bees.md" and hits[0].similarity is not None
