@@ -15,12 +15,14 @@ time, ``bench_search.fill``): index-only
 throughput (passages a second, embeddings free), then ``Engine.search`` p50/p95 for
 real questions, query embedding included. Milvus is a Milvus Lite server in its own
 process on this machine (``milvus-lite server``), reached over gRPC as a remote one
-would be; a cluster's figures depend on its hardware and are not these.
+would be; a cluster's figures depend on its hardware and are not these
+(``--milvus-uri http://host:19530``, credentials in ``MILVUS_TOKEN``, measures one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tempfile
 import time
@@ -59,6 +61,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backends", nargs="+", default=["local", "milvus"])
+    parser.add_argument(
+        "--milvus-uri", help="a Milvus server or cluster to measure (default: start Milvus Lite)"
+    )
     args = parser.parse_args()
     from tests.engine.milvus_server import MilvusServer
 
@@ -67,7 +72,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = MilvusServer(root / "milvus")
-        server.start()
+        if args.milvus_uri is None:
+            server.start()
+        uri = args.milvus_uri or server.uri
         try:
             answerable, _ = write_library(root / "notes", "test")
 
@@ -77,7 +84,8 @@ def main() -> None:
                 return EngineConfig(
                     torch_threads=2,
                     backend="milvus",
-                    milvus_uri=server.uri,
+                    milvus_uri=uri,
+                    milvus_token=os.environ.get("MILVUS_TOKEN"),  # for a cluster
                     milvus_library="b" + uuid.uuid4().hex[:12],
                 )
 
