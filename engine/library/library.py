@@ -593,6 +593,12 @@ class Library:
             self._index_ready.set()
             self._backend_down(str(exc))
             return
+        except EngineError as exc:  # pymilvus not installed: no use trying again
+            log.error("%s", exc)
+            self._startup_error = exc
+            self.backend_problem = str(exc)
+            self._index_ready.set()
+            return
         self._record_model(embedder)
         self._index, self._index_path = passages, self.data_dir / "milvus"
         self._startup_error = None

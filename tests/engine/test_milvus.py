@@ -178,3 +178,21 @@ def test_a_second_process_reads_a_milvus_library_beside_the_writer(
         with LibraryReader(tmp_path / "data", cfg, embedder=embedder) as reader:
             hits = reader.search("how do bees tell each other about flowers", limit=1)
             assert hits[0].path == folder / "bees.md" and hits[0].similarity is not None
+
+
+def test_without_pymilvus_the_reason_is_said(tmp_path: Path, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pymilvus(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "pymilvus" or name.startswith("pymilvus."):
+            raise ImportError("No module named 'pymilvus'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pymilvus)
+    with Engine(tmp_path / "data", _config("http://127.0.0.1:1"), embedder=embedder) as eng:
+        _wait(lambda: eng.status().backend_problem is not None, what="the reason")
+        assert "kenning[milvus]" in eng.status().backend_problem
+        with pytest.raises(Exception, match="pymilvus"):
+            eng.search("anything")
