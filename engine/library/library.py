@@ -649,7 +649,8 @@ class Library:
         if index is None:
             return 0
         try:
-            return len(index.keys()) if self.config.backend == "milvus" else len(index)
+            own_count = getattr(index, "own_count", None)  # a shared library: ours only
+            return own_count() if own_count is not None else len(index)
         except EngineError:
             return 0
 

@@ -206,6 +206,17 @@ class MilvusPassages:
 
         return np.asarray(sorted(self._call(run)), dtype=np.uint64)
 
+    def own_count(self) -> int:
+        """This client's passages (one count query: status asks often)."""
+        rows = self._call(
+            lambda: self._client.query(
+                self.collection,
+                filter=f"client == {self.client_id}",
+                output_fields=["count(*)"],
+            )
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
     def __len__(self) -> int:
         """Passages in the whole library, every client's."""
         rows = self._call(
