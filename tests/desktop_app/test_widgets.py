@@ -231,6 +231,30 @@ def test_settings_dialog_says_when_to_reindex_and_saves(qtbot: Any, tmp_path: Pa
     assert load_settings(tmp_path / "config.toml") == new
 
 
+def test_settings_dialog_points_the_library_at_a_milvus_server(qtbot: Any, tmp_path: Path) -> None:
+    from engine import EngineConfig
+
+    config = EngineConfig()
+    dialog = SettingsDialog(config, tmp_path / "data")
+    qtbot.addWidget(dialog)
+    assert not dialog.milvus_uri.isEnabled()  # the default library is on this computer
+    dialog.backend.setCurrentIndex(dialog.backend.findData("milvus"))
+    assert dialog.milvus_uri.isEnabled() and "not valid" in dialog.note.text()  # no address
+    dialog.milvus_uri.setText("http://milvus.team:19530")
+    dialog.milvus_library.setText("lab_notes")
+    dialog.milvus_token.setText("alice:s3cret")
+    assert "other library" in dialog.note.text()
+    new, _ = dialog.values()
+    assert (new.backend, new.milvus_uri, new.milvus_library, new.milvus_token) == (
+        "milvus",
+        "http://milvus.team:19530",
+        "lab_notes",
+        "alice:s3cret",
+    )
+    save_settings(new, tmp_path / "config.toml")
+    assert load_settings(tmp_path / "config.toml") == new
+
+
 def test_window_remembers_history_and_tab(qtbot: Any, tmp_path: Path) -> None:
     from desktop_app.main_window import MainWindow
 
