@@ -11,6 +11,7 @@ from __future__ import annotations
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.errors import (
+    BackendUnavailableError,
     DataDirInUseError,
     EngineClosedError,
     EngineError,
@@ -25,6 +26,7 @@ from engine.library.retrieval import Hit, SearchMode
 from engine.status import FolderStatus, Status
 
 __all__ = [
+    "BackendUnavailableError",
     "Correction",
     "DataDirInUseError",
     "Engine",

@@ -83,6 +83,11 @@ class DataDirInUseError(EngineError):
         self.holder = holder
 
 
+class BackendUnavailableError(EngineError):
+    """A shared library's server (Milvus) cannot be reached: down, gone, or refusing
+    the credentials. The local store keeps every passage meanwhile."""
+
+
 class EngineClosedError(EngineError):
     """A call was made on an engine that was already closed."""
 

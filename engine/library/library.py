@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.config import EngineConfig
 from engine.embedding import Embedder, bundled_embedding_model_path, model_id_of
 from engine.errors import (
+    BackendUnavailableError,
     EngineError,
     FolderNotFoundError,
     FolderRefusedError,
@@ -574,7 +575,7 @@ class Library:
         Another embedding model's passages are another collection: switching models
         re-embeds this client's chunks into it (searches see them as they arrive).
         """
-        from engine.library.milvus_passages import BackendUnavailableError, MilvusPassages
+        from engine.library.milvus_passages import MilvusPassages
 
         cfg = self.config
         assert cfg.milvus_uri is not None

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import EngineConfig
-from engine.errors import EngineError
+from engine.errors import BackendUnavailableError, EngineError
 from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.vector_index import Keys, Vectors
 
@@ -55,10 +55,6 @@ _HEADING_SEP = "\x1f"
 _ROWS_PER_CALL = 512  # per insert, delete and get: well under the gRPC message limit
 _KEY_WINDOW = 16_384  # Milvus' most rows per query
 _FIELDS = ["id", "client", "path", "ord", "start", "end", "page", "heading", "text", "hash"]
-
-
-class BackendUnavailableError(EngineError):
-    """The Milvus server cannot be reached (down, gone, refused the credentials)."""
 
 
 def redacted(uri: str) -> str:

@@ -16,9 +16,8 @@ import pytest
 pytest.importorskip("pymilvus")
 
 import engine.library.library as library_module
-from engine import Engine, EngineConfig
+from engine import BackendUnavailableError, Engine, EngineConfig
 from engine.config import load_config, save_config
-from engine.library.milvus_passages import BackendUnavailableError
 from tests.engine.milvus_server import MilvusServer
 
 
