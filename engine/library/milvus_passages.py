@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ _MAX_PATH = 4_096
 _HEADING_SEP = "\x1f"
 _ROWS_PER_CALL = 512  # per insert, delete and get: well under the gRPC message limit
 _KEY_WINDOW = 16_384  # Milvus' most rows per query
+RETRY_SECONDS = 1.0  # before a failed call's second try
 _FIELDS = ["id", "client", "path", "ord", "start", "end", "page", "heading", "text", "hash"]
 
 
@@ -366,20 +368,28 @@ class MilvusPassages:
             c.load_collection(self.collection)
 
     def _call(self, run: Any) -> Any:
-        """``run()``, with the server's failures as :class:`BackendUnavailableError`."""
+        """``run()``, with the server's failures as :class:`BackendUnavailableError`.
+
+        A failed call is tried once more a second later: a connection the server
+        dropped (a restart, an idle timeout) is usually back by then, and one blip
+        should not put the library offline.
+        """
         from pymilvus.exceptions import MilvusException
 
         with self._lock:
-            try:
-                return run()
-            except MilvusException as exc:
-                error = BackendUnavailableError(
-                    f"the Milvus library at {self.uri} did not answer ({exc.message})"
-                )
-            except (ConnectionError, OSError) as exc:
-                error = BackendUnavailableError(
-                    f"the Milvus library at {self.uri} cannot be reached ({exc})"
-                )
+            for attempt in (1, 2):
+                try:
+                    return run()
+                except MilvusException as exc:
+                    error = BackendUnavailableError(
+                        f"the Milvus library at {self.uri} did not answer ({exc.message})"
+                    )
+                except (ConnectionError, OSError) as exc:
+                    error = BackendUnavailableError(
+                        f"the Milvus library at {self.uri} cannot be reached ({exc})"
+                    )
+                if attempt == 1:
+                    time.sleep(RETRY_SECONDS)
         self._on_unavailable(str(error))
         raise error
 
@@ -410,7 +420,19 @@ def _connect(uri: str, token: str | None) -> Any:
     # as the reason in status (BackendUnavailableError), and the log once.
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     try:
-        return MilvusClient(uri=uri, token=token or "", timeout=10)
+        # pymilvus pings every 10 s even while idle; a gRPC server on default
+        # settings (Milvus Lite's) counts that as abuse and drops the connection
+        # ("Too many pings") while the client is busy embedding. Pings only during
+        # calls, and a minute apart.
+        return MilvusClient(
+            uri=uri,
+            token=token or "",
+            timeout=10,
+            grpc_options={
+                "grpc.keepalive_time_ms": 60_000,
+                "grpc.keepalive_permit_without_calls": False,
+            },
+        )
     except Exception as exc:  # pymilvus raises its own and grpc's errors here
         raise BackendUnavailableError(
             f"the Milvus library at {redacted(uri)} cannot be reached ({exc})"
