@@ -577,17 +577,9 @@ class Library:
         """
         from engine.library.milvus_passages import MilvusPassages
 
-        cfg = self.config
-        assert cfg.milvus_uri is not None
         try:
-            passages = MilvusPassages(
-                cfg.milvus_uri,
-                self.store,
-                embedder.dim,
-                embedder.model_id,
-                token=cfg.milvus_token,
-                library=cfg.milvus_library,
-                on_unavailable=self._backend_down,
+            passages = MilvusPassages.for_config(
+                self.config, self.store, embedder, on_unavailable=self._backend_down
             )
         except BackendUnavailableError as exc:
             self._startup_error = exc  # searches say why instead of waiting

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import EngineConfig
+from engine.embedding import Embedder
 from engine.errors import BackendUnavailableError, EngineError
 from engine.library.chunk_store import ChunkRecord, ChunkStore
 from engine.library.vector_index import Keys, Vectors
@@ -122,6 +123,26 @@ class MilvusPassages:
         self._on_unavailable = on_unavailable
         self._client = client if client is not None else _connect(uri, token)
         self._call(self._ensure_collection)
+
+    @classmethod
+    def for_config(
+        cls,
+        config: EngineConfig,
+        store: ChunkStore,
+        embedder: Embedder,
+        on_unavailable: Callable[[str], None] = lambda reason: None,
+    ) -> MilvusPassages:
+        """The library ``config`` names, for ``embedder``'s vectors."""
+        assert config.milvus_uri is not None
+        return cls(
+            config.milvus_uri,
+            store,
+            embedder.dim,
+            embedder.model_id,
+            token=config.milvus_token,
+            library=config.milvus_library,
+            on_unavailable=on_unavailable,
+        )
 
     # -- the vector index contract -----------------------------------------------------
     def add(self, keys: Keys, vectors: Vectors) -> None:

@@ -26,7 +26,7 @@ from engine.library.library import (
     scope_ids,
     served_index_path,
 )
-from engine.library.milvus_passages import describe_backend
+from engine.library.milvus_passages import MilvusPassages, describe_backend
 from engine.library.retrieval import Hit, PassageTexts, SearchMode
 from engine.library.retrieval import search as hybrid_search
 from engine.library.vector_index import USearchIndex, VectorIndex
@@ -52,23 +52,12 @@ class LibraryReader:
         self._index: USearchIndex | None = None
         self._loaded: tuple[int, int] | None = None  # (mtime_ns, size) of the loaded file
         self._lock = threading.Lock()
-        self._remote: object | None = None  # the Milvus library, once opened
+        self._remote: MilvusPassages | None = None  # the Milvus library, once opened
 
-    def _milvus(self) -> object:
-        from engine.library.milvus_passages import MilvusPassages
-
+    def _milvus(self) -> MilvusPassages:
         with self._lock:
             if self._remote is None:
-                cfg = self.config
-                assert cfg.milvus_uri is not None
-                self._remote = MilvusPassages(
-                    cfg.milvus_uri,
-                    self.store,
-                    self.embedder.dim,
-                    self.embedder.model_id,
-                    token=cfg.milvus_token,
-                    library=cfg.milvus_library,
-                )
+                self._remote = MilvusPassages.for_config(self.config, self.store, self.embedder)
             return self._remote
 
     def _served_embedder(self) -> Embedder:
@@ -109,10 +98,12 @@ class LibraryReader:
         """Like :meth:`engine.Engine.search`, on what the writer last saved."""
         cfg = self.config
         scope = scope_ids(self.store, within) if within is not None else None
-        index: VectorIndex = self.index()
-        texts: PassageTexts = self.store
-        if cfg.backend == "milvus":
-            index = texts = self._milvus()  # type: ignore[assignment]
+        index: VectorIndex
+        texts: PassageTexts
+        if cfg.backend == "milvus":  # no local vector file to load
+            index = texts = self._milvus()
+        else:
+            index, texts = self.index(), self.store
         return hybrid_search(
             query,
             store=texts,
@@ -145,9 +136,8 @@ class LibraryReader:
 
     def close(self) -> None:
         self.store.close()
-        close = getattr(self._remote, "close", None)
-        if close is not None:
-            close()
+        if self._remote is not None:
+            self._remote.close()
 
     def __enter__(self) -> LibraryReader:
         return self
