@@ -58,6 +58,31 @@ class _Unit:
     heading_only: bool = False  # nothing but a heading line: never a chunk of its own
 
 
+_RAW: dict[int, tuple[Any, Any]] = {}
+
+
+def _raw_tokenizer(tokenizer: Any) -> Any:
+    """The Rust tokenizer under a fast Hugging Face one, without truncation or padding.
+
+    The wrapper's call re-configures truncation and builds a ``BatchEncoding`` each
+    time: in a folder of small notes that was 40% of indexing beyond embedding.
+    Same word pieces and offsets. None for a tokenizer without a Rust backend.
+    """
+    held = _RAW.get(id(tokenizer))
+    if held is not None and held[0] is tokenizer:
+        return held[1]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_str(backend.to_str())
+    raw.no_truncation()
+    raw.no_padding()
+    _RAW[id(tokenizer)] = (tokenizer, raw)  # holding it keeps its id from being reused
+    return raw
+
+
 class _TokenCounter:
     """Counts word pieces of any span after tokenizing the whole text once."""
 
@@ -68,21 +93,25 @@ class _TokenCounter:
 
     def __init__(self, text: str, tokenizer: Any) -> None:
         self.starts: list[int] = []
+        raw = _raw_tokenizer(tokenizer)
         lo = 0
         while lo < len(text):
             hi = min(len(text), lo + self.PIECE)
             if hi < len(text):
                 cut = max(text.rfind(" ", lo, hi), text.rfind("\n", lo, hi))
                 hi = cut + 1 if cut > lo else hi  # no whitespace: cut anyway
-            encoded = tokenizer(
-                text[lo:hi],
-                add_special_tokens=False,
-                return_offsets_mapping=True,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-                verbose=False,
-            )
-            offsets: Sequence[tuple[int, int]] = encoded["offset_mapping"]
+            offsets: Sequence[tuple[int, int]]
+            if raw is not None:
+                offsets = raw.encode(text[lo:hi], add_special_tokens=False).offsets
+            else:
+                offsets = tokenizer(
+                    text[lo:hi],
+                    add_special_tokens=False,
+                    return_offsets_mapping=True,
+                    return_attention_mask=False,
+                    return_token_type_ids=False,
+                    verbose=False,
+                )["offset_mapping"]
             self.starts.extend(lo + s for s, _ in offsets)
             lo = hi
 

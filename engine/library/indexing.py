@@ -27,7 +27,15 @@ from engine.config import EngineConfig
 from engine.embedding import Embedder
 from engine.errors import ParseError
 from engine.library import ocr
-from engine.library.chunk_store import ChunkStore, FileRecord, FolderRecord, NewChunk
+from engine.library.chunk_store import (
+    ChunkStore,
+    FileRecord,
+    FileWrite,
+    FolderRecord,
+    NewChunk,
+    path_from_store,
+    stored_path,
+)
 from engine.library.chunking import Chunk, split_document
 from engine.library.ocr_pages import OcrPages
 from engine.library.parsing import cap_text, parse_bytes, read_regular_file
@@ -115,21 +123,18 @@ class Indexer:
         report = scan_folder(folder.path, rules)
         for path, reason in report.problems:
             self.store.record_error(path, folder.id, reason)
-        known = self.store.files_in_folder(folder.id)
+        known = self.store.file_stamps(folder.id)
         failed = self.store.failed_files(folder.id)
-        on_disk = {f.path: f for f in report.files}
+        on_disk = {stored_path(f.path): f for f in report.files}
         changed = [
             f
-            for f in report.files
-            if failed.get(f.path) != (f.size, f.mtime_ns)
-            and (
-                (rec := known.get(f.path)) is None
-                or (rec.size, rec.mtime_ns) != (f.size, f.mtime_ns)
-            )
+            for key, f in on_disk.items()
+            if known.get(key) != (f.size, f.mtime_ns)
+            and (not failed or failed.get(f.path) != (f.size, f.mtime_ns))
         ]
         # Reasons for files that are gone from disk would only confuse.
         problems = {path for path, _ in report.problems}
-        for path in set(failed) - set(on_disk) - problems:
+        for path in set(failed) - {f.path for f in report.files} - problems:
             self.store.clear_error(path)
         stats.files_seen = len(report.files)
         stats.files_skipped_unchanged = len(report.files) - len(changed)
@@ -140,9 +145,9 @@ class Indexer:
         # New files first: one renamed while Kenning was closed takes over its old
         # record (and vectors) before the old path is forgotten.
         self.index_files(folder.id, changed, progress, cancel, stats)
-        gone = set(self.store.files_in_folder(folder.id)) - set(on_disk)
-        for path in sorted(gone):
-            self._delete(path, stats)
+        gone = set(self.store.file_stamps(folder.id)) - set(on_disk)
+        for key in sorted(gone):
+            self._delete(path_from_store(key), stats)
         self.store.mark_folder_synced(folder.id)
         return stats
 
@@ -368,20 +373,31 @@ class Indexer:
         vectors = self.embedder.embed(
             texts, batch_size=self.config.embed_batch_size, kind="passage"
         )
-        offset = 0
-        for p in batch:
-            n = len(p.embed_texts)
-            inserted, removed = self.store.write_file(
-                folder_id=p.folder_id,
-                path=p.scanned.path,
-                size=p.scanned.size,
-                mtime_ns=p.scanned.mtime_ns,
-                content_hash=p.content_hash,
-                kind=p.kind,
-                chunks=p.chunks,
+        writes = [
+            FileWrite(
+                p.folder_id,
+                p.scanned.path,
+                p.scanned.size,
+                p.scanned.mtime_ns,
+                p.content_hash,
+                p.kind,
+                p.chunks,
             )
-            if inserted:
-                self.index.add(np.asarray(inserted, dtype=np.uint64), vectors[offset : offset + n])
+            for p in batch
+        ]
+        # One transaction and one vector add for the batch: in a folder of small
+        # notes a file is one passage, and per-file commits and adds cost more than
+        # the rows (a crash after the commit is what repair re-embeds).
+        results = self.store.write_files(writes)
+        keys: list[int] = []
+        kept_rows: list[int] = []
+        removed_all: list[int] = []
+        offset = 0
+        for p, (inserted, removed) in zip(batch, results, strict=True):
+            n = len(p.embed_texts)
+            keys += inserted
+            kept_rows += range(offset, offset + len(inserted))
+            removed_all += removed
             if p.note:  # listed with the skipped files, so the person knows what is missing
                 self.store.record_error(
                     p.scanned.path,
@@ -390,12 +406,15 @@ class Indexer:
                     size=p.scanned.size,
                     mtime_ns=p.scanned.mtime_ns,
                 )
-            self._remove_vectors(removed)
             offset += n
             stats.files_indexed += 1
             stats.chunks_embedded += n
             stats.chunks_reused += len(p.chunks) - n
             stats.chunks_deleted += len(removed)
+        if keys:
+            self.index.add(np.asarray(keys, dtype=np.uint64), vectors[kept_rows])
+        self._remove_vectors(removed_all)
+        for p in batch:
             progress.advance(1, str(p.scanned.path))
         self._on_index_changed()
 

@@ -133,6 +133,25 @@ class IgnoreRules:
         rel_s = rel.as_posix() + ("/" if is_dir else "")
         return bool(self._spec.match_file(rel_s))
 
+    def ignores_entry(self, rel_dir: str, name: str, *, is_dir: bool = False) -> bool:
+        """:meth:`ignores` for ``name`` in a directory the walk already kept.
+
+        Its parents passed when the walk entered them, so only the name and the
+        patterns are left to check, on strings: a scan of 20k files spent most of
+        its time building relative ``Path`` objects.
+
+        Args:
+            rel_dir: The directory relative to root, "" or ending in "/".
+        """
+        if is_dir:
+            if name in DEFAULT_IGNORED_DIRS or name.startswith("."):
+                return True
+        elif is_temp_name(name):
+            return True
+        if not self._spec.patterns:
+            return False
+        return bool(self._spec.match_file(rel_dir + name + ("/" if is_dir else "")))
+
 
 @dataclass(frozen=True)
 class ScannedFile:
@@ -164,9 +183,11 @@ def scan_folder(root: Path, rules: IgnoreRules) -> ScanReport:
 def _walk(
     root: Path, rules: IgnoreRules, report: ScanReport
 ) -> Iterator[tuple[Path, os.stat_result]]:
-    stack = [root]
+    if rules.ignores(root, is_dir=True) and root != rules.root:
+        return
+    stack = [(root, "" if root == rules.root else root.relative_to(rules.root).as_posix() + "/")]
     while stack:
-        directory = stack.pop()
+        directory, rel = stack.pop()
         try:
             entries = list(os.scandir(directory))
         except PermissionError:
@@ -176,17 +197,18 @@ def _walk(
             report.problems.append((directory, exc.strerror or str(exc)))
             continue
         for entry in entries:
-            path = Path(entry.path)
+            name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not rules.ignores(path, is_dir=True):
-                        stack.append(path)
+                    if not rules.ignores_entry(rel, name, is_dir=True):
+                        stack.append((Path(entry.path), rel + name + "/"))
                     continue
-                if rules.ignores(path):
+                if rules.ignores_entry(rel, name):
                     continue
+                path = Path(entry.path)
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
-                report.problems.append((path, exc.strerror or str(exc)))
+                report.problems.append((Path(entry.path), exc.strerror or str(exc)))
                 continue
             if stat.S_ISREG(st.st_mode):
                 yield path, st

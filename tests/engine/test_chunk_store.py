@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from engine.errors import StoreError
-from engine.library.chunk_store import ChunkStore, NewChunk, fts_query
+from engine.library.chunk_store import ChunkStore, FileWrite, NewChunk, fts_query
 
 
 def _chunk(text: str, ord_: int = 0, id_: int | None = None) -> NewChunk:
@@ -113,3 +114,46 @@ def test_a_non_database_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"garbage" * 1000)
     with pytest.raises(StoreError):
         ChunkStore(path)
+
+
+def test_many_files_are_written_in_one_transaction_each_as_write_file_would(
+    store: ChunkStore,
+) -> None:
+    folder = store.add_folder(Path("/notes"))
+    (first,), _ = _write(store, folder.id, "/notes/a.txt", [_chunk("old lake")])
+    b_chunks = [_chunk("zebra"), _chunk("owl", 1)]
+    writes = [
+        FileWrite(folder.id, Path("/notes/a.txt"), 2, 2, "a2", "text", [_chunk("new lake")]),
+        FileWrite(folder.id, Path("/notes/b.txt"), 1, 1, "b", "text", b_chunks),
+    ]
+    (a_new, a_gone), (b_new, b_gone) = store.write_files(writes)
+    assert a_gone == [first] and len(a_new) == 1 and len(b_new) == 2 and b_gone == []
+    assert [i for i, _ in store.bm25_search("zebra", 5)] == [b_new[0]]
+    assert store.bm25_search("old", 5) == []
+    assert store.counts() == (2, 3)
+    # A write that fails leaves none of the batch behind.
+    bad = FileWrite(99, Path("/nowhere/c.txt"), 1, 1, "c", "text", [_chunk("heron")])
+    good = FileWrite(folder.id, Path("/notes/d.txt"), 1, 1, "d", "text", [_chunk("crane")])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write_files([good, bad])
+    assert store.get_file(Path("/notes/d.txt")) is None and store.counts() == (2, 3)
+
+
+def test_move_detection_looks_files_up_by_hash_not_by_walking_the_folder(
+    store: ChunkStore,
+) -> None:
+    folder = store.add_folder(Path("/notes"))
+    for n in range(50):
+        _write(store, folder.id, f"/notes/{n}.txt", [_chunk(f"note {n}")])
+    assert [f.path for f in store.files_with_hash("/notes/7.txt", folder.id)] == [
+        Path("/notes/7.txt")
+    ]
+    assert store.files_with_hash("/notes/7.txt", folder.id + 1) == []
+    plan = " ".join(
+        str(row[-1])
+        for row in store._conn().execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM files WHERE content_hash = ? AND +folder_id = ?",
+            ("x", folder.id),
+        )
+    )
+    assert "files_hash" in plan and "files_folder" not in plan
