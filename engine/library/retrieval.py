@@ -13,6 +13,7 @@ different passages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -161,6 +162,7 @@ def search(
     dense_weight: float | None = None,
     rrf_k: int = 60,
     within: Sequence[int] | None = None,
+    beside: Executor | None = None,
 ) -> list[Hit]:
     """Find the passages that best answer ``query``.
 
@@ -179,6 +181,8 @@ def search(
         rrf_k: RRF constant; larger flattens the rank weights.
         within: Search only these chunk ids (a file or folder the person chose);
             dense scores are then exact over them rather than from the HNSW graph.
+        beside: Where keyword search runs while dense search does (hybrid only);
+            None runs one after the other.
 
     Returns:
         Hits best first; empty for an empty query or an empty index.
@@ -189,6 +193,12 @@ def search(
     similarity: dict[int, float] = {}
     bm25: dict[int, float] = {}
     rankings: list[list[int]] = []
+    keywords: Future[list[tuple[int, float]]] | None = None
+    if mode == SearchMode.HYBRID and beside is not None:
+        # BM25 runs beside the query embedding and the vector search: SQLite and
+        # ONNX Runtime free the GIL, so a hybrid search costs the slower of the two
+        # rather than their sum.
+        keywords = beside.submit(store.bm25_search, query, depth, within=within)
     if mode in (SearchMode.HYBRID, SearchMode.DENSE):
         vector = embedder.embed_query(query)
         if within is None:
@@ -197,7 +207,10 @@ def search(
             keys, sims = index.search_among(vector, np.asarray(within, dtype=np.uint64), depth)
         similarity = {int(k): float(s) for k, s in zip(keys, sims, strict=True)}
         rankings.append(list(similarity))
-    if mode in (SearchMode.HYBRID, SearchMode.BM25):
+    if keywords is not None:
+        bm25 = dict(keywords.result())
+        rankings.append(list(bm25))
+    elif mode in (SearchMode.HYBRID, SearchMode.BM25):
         bm25 = dict(store.bm25_search(query, depth, within=within))
         rankings.append(list(bm25))
     if fusion == "rrf":

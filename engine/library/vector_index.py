@@ -67,7 +67,11 @@ class USearchIndex:
             connectivity=connectivity,
             expansion_search=expansion_search,
         )
+        # Searches and writes exclude each other; a save excludes writes only. A save
+        # reads the graph as searches do, so searches never wait behind one (a save of
+        # 20k vectors took 79 ms, and searches queued behind it).
         self._lock = threading.RLock()
+        self._write_lock = threading.RLock()
 
     @classmethod
     def load(cls, path: Path, dim: int) -> USearchIndex:
@@ -86,15 +90,18 @@ class USearchIndex:
         if len(keys) == 0:
             return
         keys = np.asarray(keys, dtype=np.uint64)
-        with self._lock:
+        with self._write_lock, self._lock:
             present = keys[self._contains(keys)]
             if len(present):
                 self._index.remove(present)
-            self._index.add(keys, np.asarray(vectors, dtype=np.float32), threads=1)
+            # Both cores for a batch (indexing adds a whole embedding batch at once);
+            # a handful of vectors is not worth the threads.
+            threads = 0 if len(keys) >= 64 else 1
+            self._index.add(keys, np.asarray(vectors, dtype=np.float32), threads=threads)
 
     def remove(self, keys: Keys) -> None:
         keys = np.asarray(keys, dtype=np.uint64)
-        with self._lock:
+        with self._write_lock, self._lock:
             present = keys[self._contains(keys)] if len(keys) else keys
             if len(present):
                 self._index.remove(present)
@@ -143,7 +150,7 @@ class USearchIndex:
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        with self._lock:
+        with self._write_lock:
             self._index.save(str(tmp))
         _fsync_file(tmp)
         _record_checksum(path, tmp)  # before the rename: a crash between the two is fine

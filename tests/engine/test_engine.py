@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import Engine, EngineConfig, FolderNotFoundError
+from engine.library import library as library_module
+from engine.library.vector_index import USearchIndex
 from tests.engine.documents import make_docx, make_epub, make_pdf
 
 NOTES = {
@@ -269,3 +272,21 @@ def test_close_ends_a_pause_instead_of_hanging(tmp_path: Path, embedder) -> None
     with Engine(tmp_path / "data", embedder=embedder) as again:
         assert again.wait_until_idle(60)
         assert again.status().files == 10  # the start-up sync finished the rest
+
+
+def test_the_vector_index_is_saved_a_while_after_the_writer_runs_out_of_work(
+    tmp_path: Path, folder: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """Not after every change set (a save rewrites the whole file): a while after the
+    last one, on the writer; whatever a kill loses before then, repair re-embeds."""
+    data = tmp_path / "data"
+    with Engine(data, EngineConfig(index_save_interval=0.5), embedder=embedder) as eng:
+        eng.add_folder(folder)
+        assert eng.wait_until_idle(120)
+        saved = data / library_module.index_file(embedder.model_id)
+        deadline = time.monotonic() + 30
+        while not saved.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert saved.exists()
+        chunks = eng.status().chunks
+        assert len(USearchIndex.load(saved, embedder.dim)) == chunks

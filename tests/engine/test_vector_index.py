@@ -124,3 +124,29 @@ def test_a_crash_between_checksum_and_rename_still_verifies(tmp_path: Path) -> N
 
     _record_checksum(path, tmp)  # the sidecar names the new file, the old one is still there
     assert len(USearchIndex.load(path, DIM)) == 3
+
+
+def test_a_search_never_waits_behind_a_save(tmp_path: Path) -> None:
+    """A save holds the write lock only: searches go on while it writes the file."""
+    import threading
+
+    index = USearchIndex(DIM)
+    vectors = _unit(np.random.default_rng(3), 500)
+    index.add(np.arange(500, dtype=np.uint64), vectors)
+    found: list[int] = []
+    with index._write_lock:  # what a save of a large index holds while it writes
+        searcher = threading.Thread(
+            target=lambda: found.append(int(index.search(vectors[9], 1)[0][0]))
+        )
+        searcher.start()
+        searcher.join(timeout=10)
+        assert found == [9]
+        # A write waits for the save instead.
+        writer = threading.Thread(target=lambda: index.add(_keys(900), vectors[:1]))
+        writer.start()
+        writer.join(timeout=0.2)
+        assert writer.is_alive()
+    writer.join(timeout=10)
+    assert index.contains(_keys(900)).all()
+    index.save(tmp_path / "v.usearch")
+    assert len(USearchIndex.load(tmp_path / "v.usearch", DIM)) == 501
