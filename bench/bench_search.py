@@ -61,9 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--precision", default="int8", choices=["float32", "int8"])
     args = parser.parse_args()
-    embedder = Embedder()
-    print(f"Machine: {machine()}")
+    embedder = Embedder(precision=args.precision)
+    print(f"Machine: {machine()}, encoder {embedder.precision}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -80,29 +81,46 @@ def main() -> None:
                 t0 = time.perf_counter()
                 fill(engine, size, sentences, vectors, seed=size)
                 build = time.perf_counter() - t0
+                index = engine.library.wait_for_index()
                 engine.search("warm up the caches", limit=10)
-                total, embed = [], []
-                for q in questions:
+                took: dict[str, list[float]] = {
+                    k: [] for k in ("hybrid", "dense", "embed", "vectors", "bm25", "texts")
+                }
+                for mode in ("hybrid", "dense", "hybrid", "dense"):  # warm, then measure
+                    took[mode].clear()
+                    for q in questions:
+                        t0 = time.perf_counter()
+                        engine.search(q, limit=10, mode=mode)
+                        took[mode].append((time.perf_counter() - t0) * 1000)
+                for q in questions:  # the parts of a hybrid search, one by one
                     t0 = time.perf_counter()
-                    engine.search(q, limit=10)
-                    total.append((time.perf_counter() - t0) * 1000)
-                    t0 = time.perf_counter()
-                    embedder.embed_query(q)
-                    embed.append((time.perf_counter() - t0) * 1000)
-                bm25 = []
-                for q in questions:
-                    t0 = time.perf_counter()
-                    engine.store.bm25_search(q, 50)
-                    bm25.append((time.perf_counter() - t0) * 1000)
-                rows.append((size, total, embed, bm25, build))
-    print("\n| chunks | search p50 | search p95 | of which query embedding p50 | BM25 p50 |")
-    print("|---|---|---|---|---|")
-    for size, total, embed, bm25, _ in rows:
+                    vector = embedder.embed_query(q)
+                    t1 = time.perf_counter()
+                    keys, _ = index.search(vector, 50)
+                    t2 = time.perf_counter()
+                    hits = engine.store.bm25_search(q, 50)
+                    t3 = time.perf_counter()
+                    engine.store.get_chunks([*(int(k) for k in keys), *(i for i, _ in hits)][:50])
+                    t4 = time.perf_counter()
+                    for name, a, b in (
+                        ("embed", t0, t1), ("vectors", t1, t2), ("bm25", t2, t3), ("texts", t3, t4)
+                    ):  # fmt: skip
+                        took[name].append((b - a) * 1000)
+                rows.append((size, took, build))
+    print(
+        "\n| chunks | hybrid p50 / p95 | dense p50 / p95 | hybrid / dense | query embedding |"
+        " USearch | BM25 | texts of 50 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for size, took, _ in rows:
+        p50 = {k: percentile(v, 0.5) for k, v in took.items()}
         print(
-            f"| {size:,} | {percentile(total, 0.5):.1f} ms | {percentile(total, 0.95):.1f} ms |"
-            f" {percentile(embed, 0.5):.1f} ms | {percentile(bm25, 0.5):.1f} ms |"
+            f"| {size:,} | {p50['hybrid']:.1f} / {percentile(took['hybrid'], 0.95):.1f} ms |"
+            f" {p50['dense']:.1f} / {percentile(took['dense'], 0.95):.1f} ms |"
+            f" {p50['hybrid'] / p50['dense']:.2f}x | {p50['embed']:.1f} ms |"
+            f" {p50['vectors']:.1f} ms | {p50['bm25']:.1f} ms | {p50['texts']:.1f} ms |"
         )
-    for size, *_, build in rows:
+    for size, _, build in rows:
         print(f"\n(filling {size:,} chunks through the store and index layers took {build:.0f} s)")
 
 

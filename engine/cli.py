@@ -192,7 +192,8 @@ def _prepare() -> int:
     """Load each bundled model once, so the first start and first answer do not.
 
     The generator's GGUF is dequantized into the per-user cache (the slow part,
-    tens of seconds, only once per model file); the others only prove they load.
+    tens of seconds, only once per model file), the int8 encoder made there (about
+    15 s); the others only prove they load.
     """
     from engine.config import default_cache_dir
     from engine.embedding import Embedder
@@ -203,8 +204,12 @@ def _prepare() -> int:
     config = load_config()
     steps: list[tuple[str, Callable[[], object]]] = [
         (
-            "the embedding model",
-            lambda: Embedder(embedding_model_path(config.embedding_model), device="cpu"),
+            f"the embedding model ({config.encoder_precision}; int8 is made once into the cache)",
+            lambda: Embedder(
+                embedding_model_path(config.embedding_model),
+                device="cpu",
+                precision=config.encoder_precision,
+            ),
         ),
         ("the reader", lambda: SpanReader.load(bundled_reader_path(), device="cpu")),
         (

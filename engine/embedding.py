@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 Vectors = npt.NDArray[np.float32]
+PRECISIONS = ("float32", "int8")
+log = logging.getLogger(__name__)
 
 
 def bundled_embedding_model_path() -> Path:
@@ -62,11 +65,26 @@ class Embedder:
         model_path: A local sentence-transformers folder; None for the bundled model.
         device: "auto", "cpu", "cuda", "mps", ...
         threads: torch CPU threads; 0 keeps torch's default.
+        precision: "float32", or "int8": on a CPU the transformer runs quantized in
+            ONNX Runtime (:mod:`engine.quantized`; made once into ``cache_root``),
+            1.5x the passages a second for vectors within 0.01 of float32's hit@1.
+            Its vectors are another model's (``model_id`` ends in ":int8"). Where
+            int8 cannot be made or run (a GPU, ONNX tools missing) it is float32,
+            and ``precision`` says so.
+        cache_root: Where the int8 file is cached; the per-user model cache if None.
     """
 
     def __init__(
-        self, model_path: str | Path | None = None, *, device: str = "auto", threads: int = 0
+        self,
+        model_path: str | Path | None = None,
+        *,
+        device: str = "auto",
+        threads: int = 0,
+        precision: str = "float32",
+        cache_root: Path | None = None,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         path = Path(model_path) if model_path else bundled_embedding_model_path()
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
             raise ModelNotAvailableError(f"No sentence-transformers model in {path}")
@@ -94,9 +112,38 @@ class Embedder:
         # indexing thread and a query can fail with "Already borrowed" when one call
         # switches truncation while another encodes.
         self.tokenizer: Any = copy.deepcopy(self._model.tokenizer)
-        self.model_id: str = model_id_of(path)
+        self._onnx: Any = None
+        self.precision = "float32"
+        if precision == "int8":
+            self._onnx = self._int8(path, threads, cache_root)
+            if self._onnx is not None:
+                self.precision = "int8"
+                # The float32 weights are not run again: give their memory back (90 MB
+                # for MiniLM, 470 MB for E5). Tokenizer and pooling stay.
+                self._model[0].auto_model.to("meta")
+        self.model_id: str = model_id_of(path, self.precision)
         # torch modules are not safe to call from two threads at once.
         self._lock = threading.Lock()
+
+    def _int8(self, path: Path, threads: int, cache_root: Path | None) -> Any:
+        """The int8 transformer, or None (said in the log) where it cannot run."""
+        from engine import quantized
+        from engine.config import default_cache_dir
+
+        if str(self._model.device) != "cpu":
+            return None  # a GPU's float32 is faster than int8 on the CPU
+        root = cache_root or default_cache_dir()
+        try:
+            made = quantized.cached_encoder(self._model, model_id_of(path), root)
+            try:
+                return quantized.OnnxTransformer(made, self._model, threads=threads)
+            except ModelNotAvailableError as exc:  # damaged in the cache: made again, once
+                log.warning("%s; making it again", exc)
+                made = quantized.cached_encoder(self._model, model_id_of(path), root)
+                return quantized.OnnxTransformer(made, self._model, threads=threads)
+        except ModelNotAvailableError as exc:
+            log.warning("%s; embedding in float32", exc)
+            return None
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 16, kind: str | None = None
@@ -116,6 +163,9 @@ class Embedder:
         prompt = kind if kind and self._model.prompts.get(kind) else None
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
+            if self._onnx is not None:
+                out[part] = self._embed_int8([texts[i] for i in part], prompt)
+                continue
             with self._lock:
                 vectors = self._model.encode(
                     [texts[i] for i in part],
@@ -128,6 +178,23 @@ class Embedder:
             out[part] = vectors
         return out
 
+    def _embed_int8(self, texts: list[str], prompt: str | None) -> Vectors:
+        """The sentence-transformers pipeline with the transformer run in int8."""
+        import torch
+
+        if prompt:
+            texts = [self._model.prompts[prompt] + t for t in texts]
+        features = self._model.preprocess(texts)
+        with self._lock:
+            features["token_embeddings"] = self._onnx.token_embeddings(features)
+        with torch.inference_mode():
+            for module in list(self._model)[1:]:  # pooling, then Normalize, Dense, ...
+                features = module(features)
+            vectors = features["sentence_embedding"].float().numpy()
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
+
     def embed_query(self, text: str) -> Vectors:
         """Embed one query as a (dim,) vector."""
         vector: Vectors = self.embed([text], kind="query")[0]
@@ -138,9 +205,20 @@ class Embedder:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def model_id_of(path: Path) -> str:
-    """The id the store records for vectors of the model in ``path`` (no loading)."""
-    return f"{path.name}:{_weights_digest(path)}"
+def model_id_of(path: Path, precision: str = "float32") -> str:
+    """The id the store records for vectors of the model in ``path`` (no loading).
+
+    int8 vectors are near float32's but not the same: a library embedded with one
+    is re-embedded for the other, never mixed.
+    """
+    base = f"{path.name}:{_weights_digest(path)}"
+    return base if precision == "float32" else f"{base}:{precision}"
+
+
+def precision_of(model_id: str) -> str:
+    """The precision a stored model id names ("float32" for ids without one)."""
+    tail = model_id.rsplit(":", 1)[-1]
+    return tail if model_id.count(":") >= 2 and tail in PRECISIONS else "float32"
 
 
 def _weights_digest(path: Path) -> str:

@@ -72,6 +72,7 @@ class Models:
                     embedding_model_path(cfg.embedding_model),
                     device=cfg.device,
                     threads=cfg.torch_threads,
+                    precision=cfg.encoder_precision,
                 )
             return self._embedder
 
@@ -88,7 +89,11 @@ class Models:
                 return library
             if self._minilm is None:
                 cfg = self.config
-                self._minilm = Embedder(device=cfg.device, threads=cfg.torch_threads)
+                self._minilm = Embedder(
+                    device=cfg.device,
+                    threads=cfg.torch_threads,
+                    precision=cfg.encoder_precision,
+                )
             return self._minilm
 
     @property

@@ -33,7 +33,7 @@ REINDEX_FIELDS = ("max_chunk_tokens", "ignore_patterns")
 # embedding model re-embeds the stored passages in the engine's background, with
 # search on the old vectors meanwhile (engine.library.library).
 RESTART_FIELDS = (
-    "embedding_model", "generator_model", "device",
+    "embedding_model", "encoder_precision", "generator_model", "device",
     "backend", "milvus_uri", "milvus_token", "milvus_library",
 )  # fmt: skip
 # Where passages live: (label, EngineConfig.backend).
@@ -44,6 +44,11 @@ BACKENDS = (
 # Named embedding models beside the bundled one: (label, EngineConfig value).
 EMBEDDING_CHOICES = (
     ("Multilingual e5-small (about 100 languages, 2x slower)", "multilingual-e5-small"),
+)
+# How the encoder computes on a CPU: (label, EngineConfig.encoder_precision).
+PRECISIONS = (
+    ("int8, quantized (faster, the default)", "int8"),
+    ("float32, as shipped", "float32"),
 )
 # How answers are read: (label, EngineConfig.answer_strategy).
 STRATEGIES = (
@@ -158,6 +163,11 @@ class SettingsDialog(QDialog):
             named=tuple((label, name, missing.get(name)) for label, name in EMBEDDING_CHOICES),
         )
         self.embedding.setAccessibleName("Embedding model")
+        self.precision = QComboBox(self)
+        self.precision.setAccessibleName("Encoder precision")
+        for label, value in PRECISIONS:
+            self.precision.addItem(label, value)
+        self.precision.setCurrentIndex(max(0, self.precision.findData(config.encoder_precision)))
         self.generator = _ModelChooser(
             "Bundled SmolLM2-135M-Instruct", "gguf", config.generator_model, self
         )
@@ -207,6 +217,7 @@ class SettingsDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Embedding model:", self.embedding)
+        form.addRow("Encoder:", self.precision)
         form.addRow("Answers:", self.strategy)
         form.addRow("Answer model:", self.generator)
         form.addRow("Device:", self.device)
@@ -233,6 +244,7 @@ class SettingsDialog(QDialog):
         for signal in (
             self.embedding.choice.currentIndexChanged,
             self.embedding.path.textChanged,
+            self.precision.currentIndexChanged,
             self.generator.choice.currentIndexChanged,
             self.generator.path.textChanged,
             self.strategy.currentIndexChanged,
@@ -261,6 +273,7 @@ class SettingsDialog(QDialog):
         config = dataclasses.replace(
             self.config,
             embedding_model=self.embedding.value(),
+            encoder_precision=str(self.precision.currentData()),
             generator_model=self.generator.value(),
             answer_strategy=str(self.strategy.currentData()),
             device=self.device.currentText(),
@@ -292,7 +305,7 @@ class SettingsDialog(QDialog):
                 "are indexed into it in the background (files are read again only where "
                 "the library lacks them)."
             )
-        elif "embedding_model" in changed:
+        elif {"embedding_model", "encoder_precision"} & set(changed):
             text = (
                 "Saving re-embeds your passages with the new model in the background "
                 "(no file is read again); search keeps using the old model until it is done."

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.embedding import Embedder
+from engine.embedding import Embedder, precision_of
 from engine.errors import StoreError
 from engine.library.chunk_store import ChunkStore
 from engine.library.library import (
@@ -66,7 +66,12 @@ class LibraryReader:
 
         _path, served = served_index_path(self.data_dir, self.store)
         place = model_path_for(self.store, served) if served else None
-        return Embedder(place or embedding_model_path(self.config.embedding_model), device="cpu")
+        precision = precision_of(served) if served else self.config.encoder_precision
+        return Embedder(
+            place or embedding_model_path(self.config.embedding_model),
+            device="cpu",
+            precision=precision,
+        )
 
     def index(self) -> USearchIndex:
         """The writer's last saved vector index, reloaded when the file changed."""

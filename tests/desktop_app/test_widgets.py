@@ -346,3 +346,26 @@ def test_settings_offer_the_multilingual_embedder_as_a_re_embedding_not_a_re_ind
     qtbot.addWidget(again)
     assert again.embedding.choice.currentData() == MULTILINGUAL_MODEL
     assert again.values()[0].embedding_model == MULTILINGUAL_MODEL
+
+
+def test_settings_keep_the_float32_encoder_available_as_a_re_embedding(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    from engine import EngineConfig
+    from engine.config import load_config, save_config
+
+    config = EngineConfig()
+    dialog = SettingsDialog(config, tmp_path / "data")
+    qtbot.addWidget(dialog)
+    assert dialog.precision.currentData() == "int8"
+    dialog.precision.setCurrentIndex(dialog.precision.findData("float32"))
+    new, _ = dialog.values()
+    assert new.encoder_precision == "float32"
+    assert not needs_reindex(config, new)
+    assert "re-embeds" in dialog.note.text()
+    save_config(new, tmp_path / "settings.toml")
+    again = load_config(tmp_path / "settings.toml")
+    assert again.encoder_precision == "float32"
+    shown = SettingsDialog(again, tmp_path / "data")
+    qtbot.addWidget(shown)
+    assert shown.precision.currentData() == "float32"

@@ -79,7 +79,9 @@ def test_reader_beside_a_writer_process_and_no_stale_lock(tmp_path: Path, embedd
         assert json.loads(done.stdout)[0]["path"].endswith("ferry.md")
         # A file the writer indexes later is found by the reader, densely too,
         # once the writer has saved its index.
-        with LibraryReader(data, embedder=embedder) as library:
+        # The reader embeds with the writer's own encoder (int8, the default).
+        with LibraryReader(data) as library:
+            assert library.embedder.model_id == library.store.get_meta("embedding_model")
             (notes / "owl.md").write_text("The barn owl nests above the hayloft.\n")
             assert _wait_for(
                 lambda: any(
