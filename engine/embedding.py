@@ -66,8 +66,9 @@ class Embedder:
         device: "auto", "cpu", "cuda", "mps", ...
         threads: torch CPU threads; 0 keeps torch's default.
         precision: "float32", or "int8": on a CPU the transformer runs quantized in
-            ONNX Runtime (:mod:`engine.quantized`; made once into ``cache_root``),
-            1.5x the passages a second for vectors within 0.01 of float32's hit@1.
+            ONNX Runtime (:mod:`engine.quantized`; made once into ``cache_root``):
+            passages embed 1.2-1.3x faster and queries 5x, within 0.01 of float32's
+            hit@1 on public questions (docs/benchmarks.md).
             Its vectors are another model's (``model_id`` ends in ":int8"). Where
             int8 cannot be made or run (a GPU, ONNX tools missing) it is float32,
             and ``precision`` says so.
