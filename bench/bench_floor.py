@@ -93,6 +93,9 @@ def write_folder(folder: Path, size: int, texts: list[str]) -> None:
 
 def floor(chunks: list[str], table: np.ndarray, work: Path) -> float:
     """Seconds for the floor: lookup, one USearch add, one SQLite insert, save."""
+    from engine.native import preload_onnxruntime
+
+    preload_onnxruntime()  # USearch first would crash the int8 encoder's import
     from usearch.index import Index
 
     started = time.perf_counter()
@@ -119,10 +122,12 @@ def floor_query(index: Any, conn: sqlite3.Connection, real: Any, query: str) -> 
 
 def child(size: int, queries: int, work: Path) -> dict[str, Any]:
     """One size, in this process: Kenning's build, the floor's, re-open, queries."""
-    from usearch.index import Index
-
     from engine import Engine, EngineConfig
     from engine.embedding import Embedder
+    from engine.native import preload_onnxruntime
+
+    preload_onnxruntime()  # USearch first would crash the int8 encoder's import
+    from usearch.index import Index
 
     real = Embedder(None, threads=2, precision="int8")
     texts = paragraphs()

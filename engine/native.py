@@ -1,4 +1,4 @@
-"""Loading torch's native library without holding the GIL.
+"""Loading native libraries: torch's without holding the GIL, ONNX Runtime's first.
 
 ``import torch`` dlopens ``libtorch_cpu`` (hundreds of MB, thousands of operator
 registrations run as static initialisers) from inside the import, with the GIL
@@ -11,6 +11,7 @@ the library already mapped and only takes a reference.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import logging
@@ -55,3 +56,17 @@ def preload_torch() -> int:
             loaded += 1
     log.debug("preloaded %d torch libraries from %s", loaded, lib_dir)
     return loaded
+
+
+def preload_onnxruntime() -> None:
+    """Import ONNX Runtime before USearch is loaded.
+
+    With usearch 2.26 loaded first, importing onnxruntime 1.32 crashes the process
+    (a segmentation fault in its native module's initialisation, on Linux; the
+    other order works). The int8 encoder and OCR import it at any moment, so
+    whatever loads USearch calls this first. Without ONNX Runtime it does nothing.
+    """
+    if "onnxruntime" in sys.modules:
+        return
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401

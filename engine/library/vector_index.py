@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from engine.native import preload_onnxruntime
+
 Keys = npt.NDArray[np.uint64]
 Vectors = npt.NDArray[np.float32]
 
@@ -57,6 +59,7 @@ class USearchIndex:
     """HNSW cosine index backed by USearch; thread-safe for one writer and many readers."""
 
     def __init__(self, dim: int, *, connectivity: int = 16, expansion_search: int = 64) -> None:
+        preload_onnxruntime()  # before USearch, or a later ONNX Runtime import crashes
         from usearch.index import Index
 
         self.dim = dim

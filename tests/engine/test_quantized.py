@@ -115,3 +115,22 @@ def test_the_engine_embeds_in_int8_by_default(tmp_path: Path, cache: Path, monke
         assert engine.embedder.precision == "int8"
     with pytest.raises(ValueError, match="encoder_precision"):
         EngineConfig(encoder_precision="int4")
+
+
+def test_onnx_runtime_loads_after_a_vector_index_was_made() -> None:
+    """USearch loaded before ONNX Runtime crashed the process at ORT's import (a
+    segmentation fault): the vector index loads ORT first."""
+    import subprocess
+    import sys
+
+    code = (
+        "from engine.library.vector_index import USearchIndex\n"
+        "USearchIndex(4)\n"
+        "import onnxruntime\n"
+        "print('loaded', onnxruntime.get_device())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "loaded" in done.stdout
