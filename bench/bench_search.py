@@ -5,9 +5,12 @@ stores are filled through the store and index layers directly: chunk texts are
 made of 3-6 random sentences of the QA fixture's articles (a realistic BM25
 vocabulary), and each vector is the real embedding of a fixture chunk plus
 Gaussian noise (renormalised). Queries are the fixture's questions, embedded
-for real on every call, through ``Engine.search`` (hybrid, default settings).
+for real on every call, through ``Engine.search``: hybrid (default settings) and
+dense only, then the parts of a hybrid search one by one (query embedding, USearch,
+BM25, reading 50 passage texts), so the ratio and where the time goes are measured
+in the same run.
 
-    python -m bench.bench_search [--sizes 10000 100000] [--queries 200]
+    python -m bench.bench_search [--sizes 10000 100000] [--queries 200] [--precision int8]
 """
 
 from __future__ import annotations
