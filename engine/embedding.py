@@ -134,17 +134,20 @@ class Embedder:
         if str(self._model.device) != "cpu":
             return None  # a GPU's float32 is faster than int8 on the CPU
         root = cache_root or default_cache_dir()
-        try:
-            made = quantized.cached_encoder(self._model, model_id_of(path), root)
+        for attempt in (1, 2):  # a file damaged in the cache is removed and made again, once
+            try:
+                made = quantized.cached_encoder(self._model, model_id_of(path), root)
+            except ModelNotAvailableError as exc:  # cannot be made here at all
+                log.warning("%s; embedding in float32", exc)
+                return None
             try:
                 return quantized.OnnxTransformer(made, self._model, threads=threads)
-            except ModelNotAvailableError as exc:  # damaged in the cache: made again, once
+            except ModelNotAvailableError as exc:
+                if attempt == 2:
+                    log.warning("%s; embedding in float32", exc)
+                    return None
                 log.warning("%s; making it again", exc)
-                made = quantized.cached_encoder(self._model, model_id_of(path), root)
-                return quantized.OnnxTransformer(made, self._model, threads=threads)
-        except ModelNotAvailableError as exc:
-            log.warning("%s; embedding in float32", exc)
-            return None
+        return None
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 16, kind: str | None = None

@@ -124,14 +124,12 @@ class IgnoreRules:
         except ValueError:
             return True
         parts = rel.parts
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if (not last or is_dir) and (part in DEFAULT_IGNORED_DIRS or part.startswith(".")):
-                return True
-        if parts and not is_dir and is_temp_name(parts[-1]):
+        if not parts:  # the root itself
+            return bool(self._spec.match_file(rel.as_posix() + ("/" if is_dir else "")))
+        *parents, name = parts
+        if any(part in DEFAULT_IGNORED_DIRS or part.startswith(".") for part in parents):
             return True
-        rel_s = rel.as_posix() + ("/" if is_dir else "")
-        return bool(self._spec.match_file(rel_s))
+        return self.ignores_entry("".join(f"{part}/" for part in parents), name, is_dir=is_dir)
 
     def ignores_entry(self, rel_dir: str, name: str, *, is_dir: bool = False) -> bool:
         """:meth:`ignores` for ``name`` in a directory the walk already kept.
