@@ -3,19 +3,24 @@
 The test split's library (``bench/squad.py``) with the real engine. Its
 answerable paragraphs are split, seeded, into two halves. In the first, a person
 corrects two questions of each paragraph (the gold answer, which the paragraph
-holds); the other questions of those paragraphs are "the same kind": about the
-same documents, never corrected. The second half is "elsewhere". F1 is measured
-on both before the corrections and after the reader's learning round, with the
-correction memory on (the default; it answers the corrected questions
-themselves, which are reported apart), with it off (the reader alone), and with
-the reader's learning off (the memory alone, the shipped reader): what the learned
-reader adds on top of the memory.
+holds) after asking one more question about it (the answer history keeps it;
+the reader's learning round replays the shipped reader's answer to it); the other
+questions of those paragraphs are "never asked": about the same documents, seen
+by nothing before the round, the figure a round must raise. The second half is
+"elsewhere". F1 is measured before the corrections and after the reader's learning
+round, with the correction memory on (the default; it answers the corrected
+questions themselves, which are reported apart), with it off (the reader alone),
+and with the reader's learning off (the memory alone, the shipped reader): what
+the learned reader adds on top of the memory. The never-asked questions' "before"
+is measured on a copy of the library, so that asking them leaves no trace in the
+history the round reads.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -28,6 +33,7 @@ from engine.embedding import Embedder
 from engine.reader import SpanReader
 
 CORRECTED_PER_PARAGRAPH = 2
+ASKED_PER_PARAGRAPH = 1
 
 
 def f1(eng: Engine, questions: list[Question]) -> float:
@@ -52,9 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     names = sorted(by_paragraph)
     random.Random(args.seed).shuffle(names)
     half = min(args.paragraphs, len(names) // 2)
-    corrected = [q for n in names[:half] for q in by_paragraph[n][:CORRECTED_PER_PARAGRAPH]]
-    same_kind = [q for n in names[:half] for q in by_paragraph[n][CORRECTED_PER_PARAGRAPH:]]
+    touched = [by_paragraph[n] for n in names[:half]]
+    corrected = [q for qs in touched for q in qs[:CORRECTED_PER_PARAGRAPH]]
+    cut = CORRECTED_PER_PARAGRAPH + ASKED_PER_PARAGRAPH
+    asked = [q for qs in touched for q in qs[CORRECTED_PER_PARAGRAPH:cut]]
+    never = [q for qs in touched for q in qs[cut:]]
     elsewhere = [q for n in names[half : 2 * half] for q in by_paragraph[n]]
+    groups = {
+        "corrected questions": corrected,
+        "asked before, same documents": asked,
+        "never asked, same documents": never,
+        "elsewhere": elsewhere,
+    }
+
+    def measure(eng: Engine) -> dict[str, float]:
+        return {key: f1(eng, qs) for key, qs in groups.items()}
 
     embedder = Embedder(None, threads=2)
     reader = SpanReader.load()
@@ -65,11 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     with Engine(root / "data", base, embedder=embedder, reader=reader) as eng:
         eng.add_folder(root / "notes")
         assert eng.wait_until_idle(3600)
-        before = {
-            "corrected questions": f1(eng, corrected),
-            "same documents, not corrected": f1(eng, same_kind),
-            "elsewhere": f1(eng, elsewhere),
-        }
+    shutil.copytree(root / "data", root / "fresh")
+    with Engine(root / "fresh", base, embedder=embedder, reader=reader) as eng:
+        assert eng.wait_until_idle(3600)
+        never_before = f1(eng, never)
+    with Engine(root / "data", base, embedder=embedder, reader=reader) as eng:
+        assert eng.wait_until_idle(3600)
+        before = {key: never_before if qs is never else f1(eng, qs) for key, qs in groups.items()}
         t = time.perf_counter()
         for q in corrected:
             eng.record_correction(q.question, q.answers[0])
@@ -77,36 +97,24 @@ def main(argv: list[str] | None = None) -> int:
         assert eng.wait_until_idle(3600)
         learned = time.perf_counter() - t
         version = eng.reader_version
-        after = {
-            "corrected questions": f1(eng, corrected),
-            "same documents, not corrected": f1(eng, same_kind),
-            "elsewhere": f1(eng, elsewhere),
-        }
+        after = measure(eng)
     alone = replace(base, use_correction_memory=False)
     with Engine(root / "data", alone, embedder=embedder) as eng:
         assert eng.wait_until_idle(3600)
         assert eng.reader_version == version
-        after_alone = {
-            "corrected questions": f1(eng, corrected),
-            "same documents, not corrected": f1(eng, same_kind),
-            "elsewhere": f1(eng, elsewhere),
-        }
+        after_alone = measure(eng)
     # The memory without the reader's learning: what the learned reader adds on top.
     memory_only = replace(base, reader_learning=False)
     with Engine(root / "data", memory_only, embedder=embedder, reader=reader) as eng:
         assert eng.wait_until_idle(3600)
         assert eng.reader_version == 0
-        after_memory = {
-            "corrected questions": f1(eng, corrected),
-            "same documents, not corrected": f1(eng, same_kind),
-            "elsewhere": f1(eng, elsewhere),
-        }
+        after_memory = measure(eng)
     for key in before:
         rows[key] = (before[key], after[key])
     print(f"Machine: {machine()}; 2 torch threads.")
     print(
-        f"{half} corrected paragraphs ({len(corrected)} corrections, "
-        f"{len(same_kind)} other questions about them), {len(elsewhere)} questions elsewhere; "
+        f"{half} corrected paragraphs ({len(corrected)} corrections, {len(asked)} questions "
+        f"asked before them, {len(never)} never asked), {len(elsewhere)} questions elsewhere; "
         f"corrections recorded in {recorded:.1f} s, reader learned (version {version}) "
         f"{learned:.0f} s after the first.\n"
     )

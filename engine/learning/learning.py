@@ -32,7 +32,7 @@ from engine.learning.consolidation import ConsolidationScheduler, GeneratorAdapt
 from engine.learning.corrections import Correction, CorrectionStore
 from engine.learning.feedback import FeedbackBoosts
 from engine.learning.memory import CorrectionMemory, MemoryMatch
-from engine.learning.reader_learning import ReaderLearning, find_example
+from engine.learning.reader_learning import LabelledReading, ReaderLearning, find_example
 from engine.learning.recall import accept, recall, recalled_answer
 from engine.library.retrieval import Hit
 from engine.reader import SpanReader
@@ -343,7 +343,11 @@ class Learning:
         if self._searchable():
             hits = self._search(correction.question, self.config.answer_passages)
             example = find_example(
-                correction.id, correction.question, correction.answer, [h.text for h in hits]
+                correction.id,
+                correction.question,
+                correction.answer,
+                [h.text for h in hits],
+                [(str(h.path), h.start, h.end) for h in hits],
             )
             if example is not None:
                 self.reader_learning.add(example)
@@ -367,11 +371,21 @@ class Learning:
                 progress.advance(1, f"step {step} of {steps}")
 
             try:
-                self.reader_learning.learn(active, checkpoint=checkpoint, on_step=on_step)
+                self.reader_learning.learn(
+                    active, asked=self._asked_about, checkpoint=checkpoint, on_step=on_step
+                )
             except TrainingCancelled as exc:
                 raise Cancelled from exc
 
         self._writer.submit_once(READER_ROUND, "Teaching the reader your corrections", run)
+
+    def _asked_about(self, example: LabelledReading) -> list[str]:
+        """The person's questions whose answers cited ``example``'s passage, less those
+        the correction memory answers (a paraphrase of a corrected question must not
+        replay the answer the person corrected)."""
+        memory = self.memory()
+        asked = self._answers().questions_citing(example.path, example.start, example.end)
+        return [q for q in asked if memory.lookup(q) is None]
 
     def _explain_damage(self, damaged: StoreDamagedError) -> StoreDamagedError:
         backup = Path(str(damaged.path) + BACKUP_SUFFIX)

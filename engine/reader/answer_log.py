@@ -105,6 +105,19 @@ class AnswerLog:
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def questions_citing(self, path: str, start: int, end: int) -> list[str]:
+        """Questions (distinct, latest first) whose answers cited ``path`` inside
+        [``start``, ``end``): what a person asked about one passage."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT a.question, MAX(a.created_at) AS t FROM answers AS a, "
+                "json_each(a.citations) AS c WHERE json_extract(c.value, '$.path') = ? "
+                "AND json_extract(c.value, '$.start') < ? AND json_extract(c.value, '$.end') > ? "
+                "GROUP BY a.question ORDER BY t DESC",
+                (path, end, start),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def get(self, answer_id: str) -> dict[str, object] | None:
         """The stored record of an answer, or None."""
         with self._lock:

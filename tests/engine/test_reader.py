@@ -176,6 +176,12 @@ def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
         similar = "Which member of the chess club teaches the openings?"
         before = eng.ask(similar)
         assert "Henrik Dahl" in before.text
+        # Asked before the correction, about the same passage: the round replays the
+        # shipped reader's answer to it, so learning the correction leaves it alone.
+        other = "Who keeps the chess club's membership fees?"
+        assert "Marta Oliveira" in eng.ask(other).text
+        oldest = "Who is the oldest member of the chess club?"
+        assert "Henrik Dahl" in eng.ask(oldest).text
         # The person says otherwise; the corrected answer is in the passage.
         correction = eng.record_correction(
             "Who teaches the openings at the chess club?", "Marta Oliveira"
@@ -184,6 +190,7 @@ def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
         assert eng.reader_version == 1
         after = eng.ask(similar)
         assert "Marta Oliveira" in after.text, after.text
+        assert "Henrik Dahl" in eng.ask(oldest).text
         unrelated = eng.ask("Where did the rover Perseverance land?")
         assert "Jezero Crater" in unrelated.text
         eng.forget_correction(correction.id)
@@ -243,3 +250,28 @@ def test_selection_weighs_retrieval_against_the_readers_raw_scores() -> None:
     raw = Selection(("score",), (1.0,), 0.0, 0.5)
     assert choose(raw, guess, hits)[0] == loud
     assert choose(None, guess, hits) == (loud, 1.0), "uncalibrated: the raw best, answered"
+
+
+def test_the_answer_history_finds_the_questions_asked_about_a_passage(tmp_path: Path) -> None:
+    from engine.reader.answer import Answer, Citation
+    from engine.reader.answer_log import AnswerLog
+
+    log = AnswerLog(tmp_path / "answers.db")
+    hits = [
+        Hit(Path("/n/club.md"), 10, 200, "x", 1.0, 1),
+        Hit(Path("/n/bread.md"), 0, 90, "y", 1.0, 2),
+    ]
+    for n, (question, source, start) in enumerate(
+        [("Who teaches?", 0, 40), ("When does it meet?", 0, 150), ("How long?", 1, 5)]
+    ):
+        citation = Citation(source, start, start + 20, "z")
+        log.record(Answer(question, "a", hits, [source], [citation], False, f"id{n}"))
+    try:
+        assert set(log.questions_citing("/n/club.md", 0, 100)) == {"Who teaches?"}
+        assert set(log.questions_citing("/n/club.md", 0, 1000)) == {
+            "Who teaches?",
+            "When does it meet?",
+        }
+        assert log.questions_citing("/n/space.md", 0, 1000) == []
+    finally:
+        log.close()
