@@ -104,9 +104,12 @@ def find_example(
 
     ``places`` gives each passage's (path, start, end), kept with the reading.
 
-    >>> find_example(3, "Who?", "ada lovelace", ["Nothing.", "It was Ada Lovelace."])
-    LabelledReading(correction_id=3, question='Who?', context='It was Ada Lovelace.', \
-answer='Ada Lovelace', answer_start=7)
+    >>> found = find_example(
+    ...     3, "Who?", "ada lovelace", ["Nothing.", "It was Ada Lovelace."],
+    ...     [("a.md", 0, 8), ("b.md", 40, 60)],
+    ... )
+    >>> found.context, found.answer, found.answer_start, found.path, found.start
+    ('It was Ada Lovelace.', 'Ada Lovelace', 7, 'b.md', 40)
     >>> find_example(3, "Who?", "Babbage", ["It was Ada Lovelace."]) is None
     True
     """
