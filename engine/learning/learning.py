@@ -32,7 +32,12 @@ from engine.learning.consolidation import ConsolidationScheduler, GeneratorAdapt
 from engine.learning.corrections import Correction, CorrectionStore
 from engine.learning.feedback import FeedbackBoosts
 from engine.learning.memory import CorrectionMemory, MemoryMatch
-from engine.learning.reader_learning import LabelledReading, ReaderLearning, find_example
+from engine.learning.reader_learning import (
+    OWN_ANSWERS_PER_PASSAGE,
+    LabelledReading,
+    ReaderLearning,
+    find_example,
+)
 from engine.learning.recall import accept, recall, recalled_answer
 from engine.library.retrieval import Hit
 from engine.reader import SpanReader
@@ -385,7 +390,9 @@ class Learning:
         replay the answer the person corrected)."""
         memory = self.memory()
         asked = self._answers().questions_citing(example.path, example.start, example.end)
-        return [q for q in asked if memory.lookup(q) is None]
+        # The latest few only: the gate embeds each question, and the round keeps at
+        # most OWN_ANSWERS_PER_PASSAGE of them.
+        return [q for q in asked[: 4 * OWN_ANSWERS_PER_PASSAGE] if memory.lookup(q) is None]
 
     def _explain_damage(self, damaged: StoreDamagedError) -> StoreDamagedError:
         backup = Path(str(damaged.path) + BACKUP_SUFFIX)
