@@ -345,7 +345,7 @@ class CorrectionMemory:
         return [
             m
             for m in self.matches(question)
-            if _normalized(m.correction.question) == _normalized(question)
+            if normalized_question(m.correction.question) == normalized_question(question)
             or (
                 m.probability >= self.supersede_threshold
                 and set(entity_tokens(m.correction.question)) == names
@@ -368,5 +368,6 @@ class CorrectionMemory:
         )
 
 
-def _normalized(question: str) -> str:
+def normalized_question(question: str) -> str:
+    """A question ignoring case, spacing and end punctuation (same question, same key)."""
     return " ".join(question.casefold().split()).rstrip(" ?.!")

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelNotAvailableError
+from engine.learning.memory import normalized_question
 from engine.reader.model import (
     ADAPTER_NAME,
     CONFIG_NAME,
@@ -279,8 +280,8 @@ class ReaderLearning:
         labelled = [
             Example(e.question, e.context, e.answer, e.answer_start) for e in examples.values()
         ]
-        own = self.own_answers(list(examples.values()), asked) if asked else []
         reader = SpanReader.load(self.shipped, device=self.device, trainable=True)
+        own = self.own_answers(list(examples.values()), asked, reader) if asked else []
         done = train_round(
             reader, labelled, own, self._replay_rows(), checkpoint=checkpoint, on_step=on_step
         )
@@ -302,10 +303,17 @@ class ReaderLearning:
         return version
 
     def own_answers(
-        self, examples: list[LabelledReading], asked: Callable[[LabelledReading], list[str]]
+        self,
+        examples: list[LabelledReading],
+        asked: Callable[[LabelledReading], list[str]],
+        teacher: SpanReader,
     ) -> list[Example]:
         """The shipped reader's answers to the other questions asked about the corrected
         passages, as examples (self-distillation).
+
+        ``teacher`` is the round's reader before it trains: the shipped weights under a
+        fresh LoRA, which changes nothing yet (its second matrix starts at zero), so
+        they are read without loading the reader twice.
 
         A round on the corrections alone teaches the passage as much as the question:
         on the calibration split it lowered F1 on the corrected paragraphs' other
@@ -316,16 +324,16 @@ class ReaderLearning:
         ``bench/tune_reader_round.py``). A corrected question itself (any correction's,
         in any case or spacing) is never replayed.
         """
-        corrected = {_normalized(e.question) for e in examples}
+        corrected = {normalized_question(e.question) for e in examples}
         pairs: list[tuple[str, str]] = []
         for example in examples:
             if not example.path:
                 continue
-            questions = [q for q in asked(example) if _normalized(q) not in corrected]
+            questions = [q for q in asked(example) if normalized_question(q) not in corrected]
             pairs += [(q, example.context) for q in questions[:OWN_ANSWERS_PER_PASSAGE]]
         if not pairs:
             return []
-        teacher = SpanReader.load(self.shipped, device=self.device)
+        teacher.model.eval()  # no dropout while reading; train() switches it back
         out = []
         for question, context in pairs:
             best = teacher.read(question, [context]).best
@@ -436,7 +444,3 @@ def gives_back(reader: SpanReader, example: Example) -> bool:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.casefold())
-
-
-def _normalized(question: str) -> str:
-    return " ".join(question.casefold().split()).rstrip(" ?.!")
