@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import machine, percentile
-from bench.squad import load_extra, load_paragraphs
+from bench.squad import EXTRA, load_extra, load_paragraphs
 
 CACHE = Path(tempfile.gettempdir()) / "kenning-bench-floor-vectors-int8.npy"
 
@@ -71,7 +71,7 @@ def lookup(texts: Sequence[str], table: np.ndarray) -> np.ndarray:
 
 
 def paragraphs() -> list[str]:
-    return [p.context for p in load_paragraphs() + load_extra()]
+    return [p.context for p in load_paragraphs() + load_extra((EXTRA,))]
 
 
 def vector_table(real: Any, texts: list[str]) -> np.ndarray:

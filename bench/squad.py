@@ -57,22 +57,27 @@ def load_paragraphs(path: Path = DATA) -> list[Paragraph]:
     return out
 
 
-EXTRA = Path(__file__).resolve().parent / "data" / "extra_qa" / "train.jsonl"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+EXTRA = DATA_DIR / "extra_qa" / "train.jsonl"
+# Every extra set of SQuAD v1.1 *train* questions (each folder's README says whence):
+# training data only, never split into calibration or test.
+EXTRA_SETS = (EXTRA, DATA_DIR / "extra_qa2" / "train.jsonl", DATA_DIR / "extra_qa3" / "train.jsonl")
 
 
-def load_extra(path: Path = EXTRA) -> list[Paragraph]:
-    """More SQuAD v1.1 *train* questions (``bench/data/extra_qa``, its README says whence),
-    grouped by paragraph: training data only, never split into calibration or test."""
-    if not path.is_file():
-        return []
+def load_extra(paths: tuple[Path, ...] = EXTRA_SETS) -> list[Paragraph]:
+    """More SQuAD v1.1 *train* questions (``bench/data/extra_qa*``), grouped by
+    paragraph: training data only, never split into calibration or test."""
     grouped: dict[str, list[tuple[str, str, str, int]]] = {}
     titles: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        grouped.setdefault(row["context"], []).append(
-            (row["id"], row["question"], row["answer"], int(row["answer_start"]))
-        )
-        titles.setdefault(row["context"], row["title"])
+    for path in paths:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            grouped.setdefault(row["context"], []).append(
+                (row["id"], row["question"], row["answer"], int(row["answer_start"]))
+            )
+            titles.setdefault(row["context"], row["title"])
     return [Paragraph(f"extra:{titles[c]}", c, tuple(q)) for c, q in grouped.items()]
 
 

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-extra",
         dest="extra",
         action="store_false",
-        help="train on the split alone, without bench/data/extra_qa (3,070 more SQuAD train"
+        help="train on the split alone, without bench/data/extra_qa* (5,815 more SQuAD train"
         " questions, used by the shipped reader; about half the time)",
     )
     parser.add_argument("--replay-only", action="store_true", help="only write replay.json")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             + (" --method lora" if args.method == "lora" else ""),
             "method": args.method,
             "data": "SQuAD v1.1 train subset (../shared/data/squad_train_subset), train split"
-            + (" + bench/data/extra_qa (SQuAD v1.1 train)" if args.extra else ""),
+            + (" + bench/data/extra_qa, extra_qa2, extra_qa3 (SQuAD train)" if args.extra else ""),
             "examples": len(data),
             "no_answer_examples": sum(e.answer_start < 0 for e in data),
             "windows": len(features),
