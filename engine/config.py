@@ -148,6 +148,12 @@ class EngineConfig:
     # Layer 1 of learning from corrections: answer a question (or a paraphrase) from a
     # stored correction at once. Off to measure the adapted generator alone.
     use_correction_memory: bool = True
+    # ... and only when the reader reads the new question like the corrected one over the
+    # best passage (SpanReader.agreement at least this; 0: off). The gate alone lets 10.0%
+    # of other questions about a corrected SQuAD paragraph through, this check 2.6% (test
+    # split), keeping all 67 held-out fixture paraphrases the gate takes; the floor is the
+    # highest keeping 95% of calibration's rightful passes (bench.probe_memory_gate).
+    memory_min_agreement: float = 0.35
     # Layer 3: a rating's boost at full strength, in units of the search's best score.
     feedback_weight: float = 0.5
     # A rating moves passages only for queries at least this similar (cosine) to the

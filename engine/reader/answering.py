@@ -90,6 +90,16 @@ class Answering:
         cfg = self.config
         return cfg.answer_strategy != Strategy.READER.value or cfg.reader_rescore_weight > 0
 
+    def reads_alike(self, stored: str, question: str, hits: list[Hit]) -> bool:
+        """Whether a correction of ``stored`` may answer ``question``: the reader reads
+        the two alike over the best passage (:meth:`SpanReader.agreement` at least
+        ``memory_min_agreement``). True when there is no passage to read, when answers
+        do not use the reader, or with the check off (0)."""
+        floor = self.config.memory_min_agreement
+        if floor <= 0 or not hits or not self.needs_reader:
+            return True
+        return self.reader.agreement(stored, question, hits[0].text) >= floor
+
     def answer(self, question: str, hits: list[Hit], on_token: TokenCallback | None) -> Answer:
         """Read the answer to ``question`` out of ``hits``, or abstain."""
         cfg = self.config

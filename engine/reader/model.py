@@ -266,6 +266,41 @@ class SpanReader:
                 spans.append(s)
         return ReaderGuess(spans[:top], nulls, best)
 
+    def agreement(self, first: str, second: str, passage: str) -> float:
+        """How alike the reader reads two questions over one passage, in [0, 1].
+
+        The overlap (sum of element-wise minima) of the two questions' start
+        distributions, and of their end distributions, over the passage's word pieces
+        and the no-answer position, averaged. Two wordings of one question point at
+        the same span (or both at none); another question about the same passage
+        points elsewhere, however alike the two look to a sentence embedder. The
+        correction memory uses it to keep a correction of one question from answering
+        a different question about the same passage (``EngineConfig.memory_min_agreement``).
+        Only the passage's first window is read.
+        """
+        import torch
+
+        enc = self.tokenizer(
+            [first, second],
+            [passage, passage],
+            truncation="only_second",
+            max_length=self.config.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        with self._lock, torch.inference_mode():
+            device = next(self.model.parameters()).device
+            out = self.model(**{k: v.to(device) for k, v in enc.items()})
+        shares = []
+        for logits in (out.start_logits.float().cpu(), out.end_logits.float().cpu()):
+            rows = []
+            for w in range(2):
+                at = [0] + [i for i, s in enumerate(enc.sequence_ids(w)) if s == 1]
+                rows.append(torch.softmax(logits[w, at], dim=-1))
+            n = min(len(rows[0]), len(rows[1]))  # a longer question leaves less passage
+            shares.append(float(torch.minimum(rows[0][:n], rows[1][:n]).sum()))
+        return sum(shares) / 2
+
 
 def _window_spans(
     starts: Any,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -42,6 +43,12 @@ NOTES = {
         "and the club's oldest member, Henrik Dahl, teaches the openings.\n"
     ),
 }
+
+
+def without_generator(**changes: object) -> EngineConfig:
+    """No generator rounds or recall: what the reader and the memory do alone."""
+    config = EngineConfig(use_generator_recall=False, adapter_auto_after=0, adapter_idle_seconds=0)
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +171,7 @@ def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
     tmp_path: Path, embedder: Embedder, reader: SpanReader, notes: Path
 ) -> None:
     # The memory and the generator's recall are off: only the reader can carry it over.
-    config = EngineConfig(
-        use_correction_memory=False,
-        use_generator_recall=False,
-        adapter_auto_after=0,
-        adapter_idle_seconds=0,
-    )
+    config = without_generator(use_correction_memory=False)
     with Engine(tmp_path / "data", config, embedder=embedder, reader=reader) as eng:
         eng.add_folder(notes)
         assert eng.wait_until_idle(120)
@@ -199,6 +201,40 @@ def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
         assert eng.wait_until_idle(600)
         assert eng.ask(similar).text == before.text
         assert eng.reader_versions() == [1]
+
+
+def test_the_reader_reads_two_wordings_alike_and_another_question_apart(
+    reader: SpanReader,
+) -> None:
+    passage = NOTES["club.md"]
+    stored = "Who teaches the openings at the chess club?"
+    alike = reader.agreement(
+        stored, "Which member of the chess club teaches the openings?", passage
+    )
+    apart = reader.agreement(stored, "Who is the treasurer of the chess club?", passage)
+    assert reader.agreement(stored, stored, passage) == pytest.approx(1.0, abs=1e-5)
+    assert alike > 0.8 > 0.2 > apart
+
+
+def test_a_correction_does_not_answer_another_question_about_its_passage(
+    tmp_path: Path, embedder: Embedder, reader: SpanReader, notes: Path
+) -> None:
+    # The memory's gate takes "Who meets at the chess club on Tuesdays?" for a wording
+    # of the corrected question (p 0.73); the reader reads the two apart (agreement
+    # 0.05, under the 0.35 floor). The shipped reader throughout: no learning round.
+    config = without_generator(reader_learning=False)
+    with Engine(tmp_path / "data", config, embedder=embedder, reader=reader) as eng:
+        eng.add_folder(notes)
+        assert eng.wait_until_idle(120)
+        eng.record_correction("Who teaches the openings at the chess club?", "Marta Oliveira")
+        paraphrase = eng.ask("Which member of the chess club teaches the openings?")
+        assert paraphrase.correction is not None and paraphrase.text == "Marta Oliveira"
+        other = "Who meets at the chess club on Tuesdays?"
+        assert eng.learning.lookup(other) is not None, "the gate alone would answer it"
+        assert eng.ask(other).correction is None
+    unchecked = dataclasses.replace(config, memory_min_agreement=0.0)
+    with Engine(tmp_path / "data", unchecked, embedder=embedder, reader=reader) as eng:
+        assert eng.ask(other).correction is not None
 
 
 def test_the_training_command_runs_end_to_end_on_a_tiny_slice(tmp_path: Path) -> None:
