@@ -320,11 +320,7 @@ class Engine:
             self.models.embedder,
         )
         retrieved = time.perf_counter()
-        if match is not None and not self.answering.reads_alike(
-            match.correction.question, question, hits
-        ):
-            match = None  # another question about the corrected passage: the reader answers
-        if match is not None:
+        if match and self.answering.reads_alike(match.correction.question, question, hits):
             answer = corrected_answer(question, hits, match.correction)
             if on_token is not None:
                 on_token(answer.text)
