@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     base = EngineConfig(
         torch_threads=2, adapter_auto_after=0, adapter_idle_seconds=0, use_generator_recall=False
     )
-    rows: dict[str, tuple[float, float]] = {}
     with Engine(root / "data", base, embedder=embedder, reader=reader) as eng:
         eng.add_folder(root / "notes")
         assert eng.wait_until_idle(3600)
@@ -101,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         assert eng.wait_until_idle(3600)
         learned = time.perf_counter() - t
         version = eng.reader_version
-        after = before if args.no_round else measure(eng)
-    after_alone = before
+        after = None if args.no_round else measure(eng)
+    after_alone = None
     if not args.no_round:
         alone = replace(base, use_correction_memory=False)
         with Engine(root / "data", alone, embedder=embedder) as eng:
@@ -120,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     with Engine(root / "data", unchecked, embedder=embedder, reader=reader) as eng:
         assert eng.wait_until_idle(3600)
         after_unchecked = measure(eng)
-    for key in before:
-        rows[key] = (before[key], after[key])
+    def cell(figures: dict[str, float] | None, key: str) -> str:
+        return "-" if figures is None else f"{figures[key]:.3f}"  # "-": not run (--no-round)
+
     print(f"Machine: {machine()}; 2 torch threads.")
     print(
         f"{half} corrected paragraphs ({len(corrected)} corrections, {len(asked)} questions "
@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         "(shipped reader) | memory alone, no reader check | reader alone (no memory) |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
-    for key, (b, a) in rows.items():
+    for key in before:
         print(
-            f"| {key} | {b:.3f} | {a:.3f} | {after_memory[key]:.3f} | "
-            f"{after_unchecked[key]:.3f} | {after_alone[key]:.3f} |"
+            f"| {key} | {before[key]:.3f} | {cell(after, key)} | {after_memory[key]:.3f} | "
+            f"{after_unchecked[key]:.3f} | {cell(after_alone, key)} |"
         )
     return 0
 
