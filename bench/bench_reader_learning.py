@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     with Engine(root / "data", unchecked, embedder=embedder, reader=reader) as eng:
         assert eng.wait_until_idle(3600)
         after_unchecked = measure(eng)
+
     def cell(figures: dict[str, float] | None, key: str) -> str:
         return "-" if figures is None else f"{figures[key]:.3f}"  # "-": not run (--no-round)
 
