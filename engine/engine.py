@@ -119,7 +119,7 @@ class Engine:
             generator=lambda: self.models.generator,
             search=self.search,
             searchable=lambda: self.library.ready,
-            answers=lambda: self.answering.log(),
+            answering=lambda: self.answering,
             record_error=self.library.record_error,
             shipped_reader=reader.path if reader else shipped or bundled_reader_path(),
             device=select_device(cfg.device),

@@ -42,7 +42,7 @@ from engine.learning.recall import accept, recall, recalled_answer
 from engine.library.retrieval import Hit
 from engine.reader import SpanReader
 from engine.reader.answer import Answer
-from engine.reader.answer_log import AnswerLog
+from engine.reader.answering import Answering
 from engine.writer import Cancelled, Writer
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Learning:
         generator: Callable[[], Generator],
         search: Search,
         searchable: Callable[[], bool],
-        answers: Callable[[], AnswerLog],
+        answering: Callable[[], Answering],
         record_error: Callable[[Path, str], None],
         shipped_reader: Path,
         device: str,
@@ -99,7 +99,7 @@ class Learning:
         self._generator = generator
         self._search = search
         self._searchable = searchable
-        self._answers = answers
+        self._answering = answering
         self._record_error = record_error
         self._lock = threading.RLock()
         self._store: CorrectionStore | None = None
@@ -164,7 +164,7 @@ class Learning:
         """Record a correction and put it into effect (see :meth:`Engine.record_correction`)."""
         store = self.store()
         memory = self.memory()
-        shown = self._answers().correction_of(answer_id) if answer_id else None
+        shown = self._answering().log().correction_of(answer_id) if answer_id else None
         with self._lock:
             older = [m.correction.id for m in memory.same_fact(question)]
             if shown is not None and shown not in older:
@@ -191,7 +191,7 @@ class Learning:
         Raises:
             KeyError: no logged answer has this id.
         """
-        record = self._answers().get(answer_id)
+        record = self._answering().log().get(answer_id)
         if record is None:
             raise KeyError(answer_id)
         rating = self.store().add_rating(
@@ -386,13 +386,22 @@ class Learning:
 
     def _asked_about(self, example: LabelledReading) -> list[str]:
         """The person's questions whose answers cited ``example``'s passage, less those
-        the correction memory answers (a paraphrase of a corrected question must not
-        replay the answer the person corrected)."""
+        the correction memory answers, by the same test as ``Engine.ask`` (the gate, then
+        the reader's check over the passage): a paraphrase of a corrected question must
+        not replay the answer the person corrected, and another question about the
+        passage, which the memory leaves to the reader, keeps its answer."""
         memory = self.memory()
-        asked = self._answers().questions_citing(example.path, example.start, example.end)
+        answering = self._answering()
+        asked = answering.log().questions_citing(example.path, example.start, example.end)
+        kept = []
         # The latest few only: the gate embeds each question, and the round keeps at
         # most OWN_ANSWERS_PER_PASSAGE of them.
-        return [q for q in asked[: 4 * OWN_ANSWERS_PER_PASSAGE] if memory.lookup(q) is None]
+        for question in asked[: 4 * OWN_ANSWERS_PER_PASSAGE]:
+            match = memory.lookup(question)
+            stored = match.correction.question if match else ""
+            if not match or not answering.reads_alike_over(stored, question, example.context):
+                kept.append(question)
+        return kept
 
     def _explain_damage(self, damaged: StoreDamagedError) -> StoreDamagedError:
         backup = Path(str(damaged.path) + BACKUP_SUFFIX)

@@ -95,10 +95,14 @@ class Answering:
         the two alike over the best passage (:meth:`SpanReader.agreement` at least
         ``memory_min_agreement``). True when there is no passage to read, when answers
         do not use the reader, or with the check off (0)."""
+        return not hits or self.reads_alike_over(stored, question, hits[0].text)
+
+    def reads_alike_over(self, stored: str, question: str, passage: str) -> bool:
+        """:meth:`reads_alike` over one passage's text."""
         floor = self.config.memory_min_agreement
-        if floor <= 0 or not hits or not self.needs_reader:
+        if floor <= 0 or not self.needs_reader:
             return True
-        return self.reader.agreement(stored, question, hits[0].text) >= floor
+        return self.reader.agreement(stored, question, passage) >= floor
 
     def answer(self, question: str, hits: list[Hit], on_token: TokenCallback | None) -> Answer:
         """Read the answer to ``question`` out of ``hits``, or abstain."""

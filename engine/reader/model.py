@@ -213,8 +213,6 @@ class SpanReader:
             The ``top`` best spans across passages (at most one per start word
             piece of a window), and each passage's no-answer score.
         """
-        import torch
-
         if not passages:
             return ReaderGuess([], [])
         enc = self.tokenizer(
@@ -233,11 +231,7 @@ class SpanReader:
         context = [
             [s == 1 for s in enc.sequence_ids(w)] for w in range(len(owner))
         ]  # True on passage word pieces
-        with self._lock, torch.inference_mode():
-            device = next(self.model.parameters()).device
-            out = self.model(**{k: v.to(device) for k, v in enc.items()})
-        starts = out.start_logits.float().cpu()
-        ends = out.end_logits.float().cpu()
+        starts, ends = self._forward(enc)
         nulls = [math.inf] * len(passages)
         candidates: list[Span] = []
         best: list[Span | None] = [None] * len(passages)
@@ -288,11 +282,8 @@ class SpanReader:
             padding=True,
             return_tensors="pt",
         )
-        with self._lock, torch.inference_mode():
-            device = next(self.model.parameters()).device
-            out = self.model(**{k: v.to(device) for k, v in enc.items()})
         shares = []
-        for logits in (out.start_logits.float().cpu(), out.end_logits.float().cpu()):
+        for logits in self._forward(enc):
             rows = []
             for w in range(2):
                 at = [0] + [i for i, s in enumerate(enc.sequence_ids(w)) if s == 1]
@@ -300,6 +291,19 @@ class SpanReader:
             n = min(len(rows[0]), len(rows[1]))  # a longer question leaves less passage
             shares.append(float(torch.minimum(rows[0][:n], rows[1][:n]).sum()))
         return sum(shares) / 2
+
+    def _forward(self, enc: Any) -> tuple[Any, Any]:
+        """The start and end logits of tokenized windows, as float32 CPU tensors.
+
+        One forward pass at a time: the memory's check and a question being read
+        can reach one model from two threads.
+        """
+        import torch
+
+        with self._lock, torch.inference_mode():
+            device = next(self.model.parameters()).device
+            out = self.model(**{k: v.to(device) for k, v in enc.items()})
+        return out.start_logits.float().cpu(), out.end_logits.float().cpu()
 
 
 def _window_spans(

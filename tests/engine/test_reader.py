@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -14,6 +15,7 @@ import pytest
 
 from engine import Engine, EngineConfig, ModelNotAvailableError
 from engine.embedding import Embedder
+from engine.learning.reader_learning import LabelledReading
 from engine.library.retrieval import Hit
 from engine.reader import SpanReader, bundled_reader_path
 from engine.reader.model import (
@@ -51,6 +53,17 @@ def without_generator(**changes: object) -> EngineConfig:
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def indexed(
+    data: Path, config: EngineConfig, embedder: Embedder, reader: SpanReader, notes: Path
+) -> Iterator[Engine]:
+    """An engine on ``data`` with the notes indexed."""
+    with Engine(data, config, embedder=embedder, reader=reader) as eng:
+        eng.add_folder(notes)
+        assert eng.wait_until_idle(120)
+        yield eng
+
+
 @pytest.fixture(scope="module")
 def reader() -> SpanReader:
     return SpanReader.load()
@@ -69,9 +82,7 @@ def engine(
     tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, reader: SpanReader, notes: Path
 ) -> Iterator[Engine]:
     config = EngineConfig(adapter_auto_after=0, adapter_idle_seconds=0)
-    with Engine(tmp_path_factory.mktemp("data"), config, embedder=embedder, reader=reader) as eng:
-        eng.add_folder(notes)
-        assert eng.wait_until_idle(120)
+    with indexed(tmp_path_factory.mktemp("data"), config, embedder, reader, notes) as eng:
         yield eng
 
 
@@ -172,9 +183,7 @@ def test_a_correction_teaches_the_reader_and_forgetting_restores_it(
 ) -> None:
     # The memory and the generator's recall are off: only the reader can carry it over.
     config = without_generator(use_correction_memory=False)
-    with Engine(tmp_path / "data", config, embedder=embedder, reader=reader) as eng:
-        eng.add_folder(notes)
-        assert eng.wait_until_idle(120)
+    with indexed(tmp_path / "data", config, embedder, reader, notes) as eng:
         similar = "Which member of the chess club teaches the openings?"
         before = eng.ask(similar)
         assert "Henrik Dahl" in before.text
@@ -223,15 +232,29 @@ def test_a_correction_does_not_answer_another_question_about_its_passage(
     # of the corrected question (p 0.73); the reader reads the two apart (agreement
     # 0.05, under the 0.35 floor). The shipped reader throughout: no learning round.
     config = without_generator(reader_learning=False)
-    with Engine(tmp_path / "data", config, embedder=embedder, reader=reader) as eng:
-        eng.add_folder(notes)
-        assert eng.wait_until_idle(120)
-        eng.record_correction("Who teaches the openings at the chess club?", "Marta Oliveira")
-        paraphrase = eng.ask("Which member of the chess club teaches the openings?")
-        assert paraphrase.correction is not None and paraphrase.text == "Marta Oliveira"
+    with indexed(tmp_path / "data", config, embedder, reader, notes) as eng:
+        # Both asked before the correction: the reader answered them from the passage.
+        wording = "Which member of the chess club teaches the openings?"
         other = "Who meets at the chess club on Tuesdays?"
+        assert eng.ask(wording).correction is None and eng.ask(other).correction is None
+        stored = "Who teaches the openings at the chess club?"
+        eng.record_correction(stored, "Marta Oliveira")
+        paraphrase = eng.ask(wording)
+        assert paraphrase.correction is not None and paraphrase.text == "Marta Oliveira"
         assert eng.learning.lookup(other) is not None, "the gate alone would answer it"
         assert eng.ask(other).correction is None
+        # A reader round replays the reader's answers to the questions asked about the
+        # passage, less those the memory answers: by the same test as ask, the wording
+        # is left out (its old answer is the one corrected) and the other question kept.
+        hit = eng.search(other, limit=1)[0]
+        example = LabelledReading(
+            1, stored, hit.text, "Marta Oliveira", hit.text.index("Marta"), str(hit.path),
+            hit.start, hit.end,
+        )  # fmt: skip
+        cited = eng.answering.log().questions_citing(str(hit.path), hit.start, hit.end)
+        assert {wording, other} <= set(cited)
+        asked = eng.learning._asked_about(example)
+        assert other in asked and wording not in asked
     unchecked = dataclasses.replace(config, memory_min_agreement=0.0)
     with Engine(tmp_path / "data", unchecked, embedder=embedder, reader=reader) as eng:
         assert eng.ask(other).correction is not None
